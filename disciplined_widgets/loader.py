@@ -1,0 +1,121 @@
+"""A fast loader for tensors that live on the training device.
+
+``DataLoader(TensorDataset(x, y))`` collates every batch sample by sample in Python. When the
+whole data set fits on the device, one ``randperm`` per epoch and one indexing operation per
+batch do the same job (as in KellerJordan/cifar10-airbench), with on-device augmentation.
+
+The batch size may change between epochs (``loader.batch_size = 512``), which the
+"increase the batch size instead of decaying the LR" schedules need.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def _check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value
+
+
+class TensorLoader:
+    """Iterate over ``(inputs[idx], targets[idx])`` batches of device-resident tensors.
+
+    Shuffling uses a ``torch.Generator`` seeded with ``seed``: the same seed gives the same
+    batches. Each new iteration (epoch) draws a fresh permutation from that generator.
+    ``augment(x, generator)`` is applied to each input batch (see :func:`cifar_augment`).
+    """
+
+    def __init__(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        batch_size: int = 128,
+        *,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        seed: int = 0,
+        augment: Augment | None = None,
+        device: str | torch.device | None = None,
+    ):
+        if not isinstance(inputs, torch.Tensor) or not isinstance(targets, torch.Tensor):
+            raise TypeError("inputs and targets must be tensors")
+        if len(inputs) != len(targets):
+            raise ValueError(f"inputs and targets differ in length: {len(inputs)} != {len(targets)}")
+        if len(inputs) == 0:
+            raise ValueError("inputs is empty")
+        if augment is not None and not callable(augment):
+            raise TypeError("augment must be callable as augment(inputs, generator)")
+        self.inputs = inputs if device is None else inputs.to(device)
+        self.targets = targets if device is None else targets.to(device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.augment = augment
+        self.generator = torch.Generator().manual_seed(seed)
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self._batch_size = _check_positive_int("batch_size", value)
+
+    @property
+    def device(self) -> torch.device:
+        return self.inputs.device
+
+    def __len__(self) -> int:
+        n, b = len(self.inputs), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n, b = len(self.inputs), self.batch_size
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(self.device, non_blocking=True)
+        else:
+            order = torch.arange(n, device=self.device)
+        for start in range(0, len(self) * b, b):
+            index = order[start:start + b]
+            x = self.inputs[index]
+            if self.augment is not None:
+                x = self.augment(x, self.generator)
+            yield x, self.targets[index]
+
+    def __repr__(self) -> str:
+        return (f"TensorLoader({len(self.inputs)} samples, batch_size={self.batch_size}, "
+                f"{len(self)} batches, device={self.device})")
+
+
+def cifar_augment(pad: int = 4, flip: bool = True) -> Augment:
+    """Random crop after reflection padding by ``pad`` pixels, and random horizontal flip.
+
+    The standard CIFAR augmentation of the ResNet papers, vectorised over the batch
+    (N x C x H x W) and run on the batch's device.
+    """
+    _check_positive_int("pad", pad)
+
+    def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n, _, h, w = x.shape
+        padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+        dy, dx = torch.randint(0, 2 * pad + 1, (2, n, 1), generator=generator).to(x.device)
+        rows = (dy + torch.arange(h, device=x.device)).view(n, 1, h, 1)
+        cols = (dx + torch.arange(w, device=x.device)).view(n, 1, 1, w)
+        batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
+        channel = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
+        out = padded[batch, channel, rows, cols]
+        if flip:
+            mirror = (torch.rand(n, generator=generator) < 0.5).to(x.device).view(n, 1, 1, 1)
+            out = torch.where(mirror, out.flip(3), out)
+        return out
+
+    return augment

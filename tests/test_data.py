@@ -1,0 +1,138 @@
+"""load_dataset: offline data, and image data sets read from tiny copies in the real on-disk formats."""
+
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from disciplined_widgets import load_dataset
+
+
+def test_mnist1d_is_generated_locally_and_seeded(mnist1d):
+    assert mnist1d.x_train.shape == (4000, 40) and mnist1d.x_val.shape == (1000, 40)
+    assert mnist1d.x_train.dtype == torch.float32 and mnist1d.y_train.dtype == torch.int64
+    assert mnist1d.input_shape == (40,) and mnist1d.num_classes == 10
+    assert set(mnist1d.y_train.tolist()) == set(range(10))
+    again = load_dataset("mnist1d", seed=0, num_samples=1000)
+    other = load_dataset("mnist1d", seed=1, num_samples=1000)
+    same = load_dataset("mnist1d", seed=0, num_samples=1000)
+    assert torch.equal(again.x_train, same.x_train)
+    assert not torch.equal(again.x_train, other.x_train)
+    assert len(again.x_train) + len(again.x_val) == 1000
+
+
+def test_mnist1d_rejects_unknown_options():
+    with pytest.raises(TypeError, match="nosie"):
+        load_dataset("mnist1d", nosie=0.1)
+
+
+def test_digits_split_is_seeded_and_disjoint(digits):
+    assert digits.input_shape == (1, 8, 8)
+    assert len(digits.x_train) + len(digits.x_val) == 1797
+    assert 0 <= digits.x_train.min() and digits.x_train.max() <= 1
+    other = load_dataset("digits", seed=1)
+    assert not torch.equal(digits.y_val, other.y_val)
+    # no image of the validation split appears in the training split
+    train_rows = {tuple(r) for r in digits.x_train.flatten(1).tolist()}
+    overlap = sum(tuple(r) in train_rows for r in digits.x_val.flatten(1).tolist())
+    assert overlap < 5  # the digits set holds a few exact duplicate images
+
+
+def test_subsets_are_seeded_and_sized():
+    a = load_dataset("digits", train_size=100, val_size=50)
+    b = load_dataset("digits", train_size=100, val_size=50)
+    assert len(a.x_train) == 100 and len(a.x_val) == 50
+    assert torch.equal(a.x_train, b.x_train)
+    with pytest.raises(ValueError, match="train_size"):
+        load_dataset("digits", train_size=0)
+    with pytest.raises(ValueError, match="train_size"):
+        load_dataset("digits", train_size=10**6)
+
+
+def test_unknown_name_is_a_clear_error():
+    with pytest.raises(ValueError, match="mnist1d"):
+        load_dataset("imagenet")
+
+
+# ---- tiny copies in torchvision's on-disk formats ----
+
+def _pickle(path, obj):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(obj))
+
+
+def write_tiny_cifar10(root, per_batch=4):
+    rng = np.random.default_rng(0)
+    folder = root / "cifar-10-batches-py"
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        _pickle(folder / name, {"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                                "labels": rng.integers(0, 10, per_batch).tolist()})
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    _pickle(folder / "batches.meta", {"label_names": names})
+    return names
+
+
+def write_tiny_cifar100(root, n=6):
+    rng = np.random.default_rng(1)
+    folder = root / "cifar-100-python"
+    for name in ("train", "test"):
+        _pickle(folder / name, {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                                "fine_labels": rng.integers(0, 100, n).tolist(),
+                                "coarse_labels": rng.integers(0, 20, n).tolist()})
+    _pickle(folder / "meta", {"fine_label_names": [f"class{i}" for i in range(100)]})
+
+
+def write_idx(path, array):
+    """MNIST's IDX format: magic (0x08 = uint8, then the number of dimensions), sizes, bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = struct.pack(">I", 0x0800 + array.ndim) + b"".join(struct.pack(">I", d) for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def write_tiny_mnist(root, folder="MNIST", n_train=5, n_test=3):
+    rng = np.random.default_rng(2)
+    raw = root / folder / "raw"
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n))
+
+
+def test_cifar10_from_pickled_batches(tmp_path):
+    names = write_tiny_cifar10(tmp_path)
+    data = load_dataset("cifar10", root=tmp_path)
+    assert data.x_train.shape == (20, 3, 32, 32) and data.x_val.shape == (4, 3, 32, 32)
+    assert data.classes == names and data.input_shape == (3, 32, 32)
+    # the first pixel of the first image, red channel, normalised with CIFAR-10's statistics
+    raw = pickle.loads((tmp_path / "cifar-10-batches-py" / "data_batch_1").read_bytes())
+    expected = (raw["data"][0, 0] / 255 - 0.4914) / 0.2470
+    assert data.x_train[0, 0, 0, 0].item() == pytest.approx(expected, abs=1e-5)
+    assert data.y_train[:4].tolist() == raw["labels"]
+
+
+def test_cifar100_from_pickled_files(tmp_path):
+    write_tiny_cifar100(tmp_path)
+    data = load_dataset("cifar100", root=tmp_path)
+    assert data.x_train.shape == (6, 3, 32, 32) and data.num_classes == 100
+
+
+@pytest.mark.parametrize("name,folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+def test_mnist_family_from_idx_files(tmp_path, name, folder):
+    write_tiny_mnist(tmp_path, folder)
+    data = load_dataset(name, root=tmp_path)
+    assert data.x_train.shape == (5, 1, 28, 28) and data.x_val.shape == (3, 1, 28, 28)
+    assert data.y_train.dtype == torch.int64 and data.num_classes == 10
+
+
+def test_root_defaults_to_the_environment_variable(tmp_path, monkeypatch):
+    write_tiny_mnist(tmp_path)
+    monkeypatch.setenv("DISCIPLINED_WIDGETS_DATA", str(tmp_path))
+    assert len(load_dataset("mnist").x_train) == 5
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100", "mnist", "fashion_mnist"])
+def test_missing_files_say_how_to_get_them(tmp_path, name):
+    with pytest.raises(FileNotFoundError, match="download=True") as error:
+        load_dataset(name, root=tmp_path)
+    assert str(tmp_path) in str(error.value)
