@@ -14,7 +14,10 @@ INSTALLED := $(VENV)/.installed
 # Jupyter refuses to run as root unless asked (containers, CI).
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: install lab test bench clean
+# The repository's address lives in pyproject.toml; README and notebook badges follow it.
+REPOSITORY := $(shell sed -n 's|^Repository = "https://github.com/\(.*\)"|\1|p' pyproject.toml)
+
+.PHONY: install lab test bench repository clean
 
 install: $(INSTALLED)
 
@@ -34,6 +37,11 @@ test: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/loop_overhead.py
+
+# For a fork: make repository NEW=owner/name  (rewrites pyproject.toml, README and notebooks)
+repository:
+	@test -n "$(NEW)" || { echo "usage: make repository NEW=owner/name (now $(REPOSITORY))"; exit 1; }
+	perl -pi -e 's#\Q$(REPOSITORY)\E#$(NEW)#g' pyproject.toml README.md notebooks/*.ipynb
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info
