@@ -15,15 +15,9 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
+from .checks import positive_int
+
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-    return value
 
 
 class TensorLoader:
@@ -68,7 +62,8 @@ class TensorLoader:
 
     @batch_size.setter
     def batch_size(self, value: int) -> None:
-        self._batch_size = _check_positive_int("batch_size", value)
+        positive_int("batch_size", value)
+        self._batch_size = value
 
     @property
     def device(self) -> torch.device:
@@ -102,7 +97,7 @@ def cifar_augment(pad: int = 4, flip: bool = True) -> Augment:
     The standard CIFAR augmentation of the ResNet papers, vectorised over the batch
     (N x C x H x W) and run on the batch's device.
     """
-    _check_positive_int("pad", pad)
+    positive_int("pad", pad)
 
     def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n, _, h, w = x.shape

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .batch import Unpack, batch_size_of, to_device, unpack_batch
+from .checks import loader_length, optimizer_holds, positive_int
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -156,39 +157,6 @@ def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device
                 state[key] = value.to(device)
 
 
-def _check_count(name: str, value, *, allow_none: bool = True) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value}")
-
-
-def _loader_length(name: str, loader) -> int:
-    try:
-        length = len(loader)
-    except TypeError:
-        raise TypeError(f"{name} must have a length (a DataLoader over a map-style "
-                        f"dataset, a TensorLoader, a list of batches), got {type(loader).__name__}"
-                        ) from None
-    if length == 0:
-        raise ValueError(f"{name} is empty: it gives no batches")
-    return length
-
-
-def check_optimizer_holds(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-    """Raise ``ValueError`` when the optimizer misses any of the model's trainable parameters."""
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
-    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
-    missing = [name for name, p in model.named_parameters() if p.requires_grad and id(p) not in held]
-    if missing:
-        shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
-        raise ValueError(f"optimizer does not hold {len(missing)} of the model's trainable "
-                         f"parameters ({shown}); build it from model.parameters()")
-
-
 def _planned_steps(loader, epochs: int, accumulation_steps: int,
                    batch_size_schedule: Callable[[int], int] | None) -> int:
     if batch_size_schedule is None:
@@ -251,22 +219,20 @@ def fit(
     their state afterwards. The model and the optimizer's state move to ``device``.
     """
     # ---- check everything before touching anything ----
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    check_optimizer_holds(model, optimizer)
+    optimizer_holds(model, optimizer)
     if not callable(criterion):
         raise TypeError("criterion must be callable as criterion(outputs, targets)")
     if (epochs is None) == (steps is None):
         raise ValueError(f"give exactly one of epochs and steps, got epochs={epochs!r}, steps={steps!r}")
-    _check_count("epochs", epochs)
-    _check_count("steps", steps)
-    _check_count("accumulation_steps", accumulation_steps, allow_none=False)
-    _check_count("eval_every", eval_every)
-    _check_count("eval_batches", eval_batches)
-    _check_count("sync_every", sync_every, allow_none=False)
-    _loader_length("train_loader", train_loader)
+    positive_int("epochs", epochs, allow_none=True)
+    positive_int("steps", steps, allow_none=True)
+    positive_int("accumulation_steps", accumulation_steps)
+    positive_int("eval_every", eval_every, allow_none=True)
+    positive_int("eval_batches", eval_batches, allow_none=True)
+    positive_int("sync_every", sync_every)
+    loader_length("train_loader", train_loader)
     if val_loader is not None:
-        _loader_length("val_loader", val_loader)
+        loader_length("val_loader", val_loader)
     if eval_each_epoch is None:
         eval_each_epoch = val_loader is not None
     if val_loader is None and (eval_every is not None or eval_each_epoch):
