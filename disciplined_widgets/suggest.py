@@ -3,12 +3,14 @@
 - ``ema``: exponential moving average with bias correction (as fastai):
   ``a_i = beta * a_(i-1) + (1 - beta) * x_i``, ``s_i = a_i / (1 - beta^(i+1))``.
 - ``steepest``: the LR where the smoothed loss falls fastest per decade of LR
-  (most negative d loss / d log10 lr).
+  (most negative d loss / d log10 lr), on the way down to its minimum.
 - ``minimum``: the LR at the lowest smoothed loss, divided by 10 (fastai, Lightning).
-- ``valley``: fastai's rule: the longest run over which the smoothed loss keeps falling; the
-  LR about halfway down it.
+- ``valley``: fastai's rule: the longest run over which the smoothed loss keeps falling (before
+  its minimum); the LR about halfway down it.
 - ``bounds``: ``(max_lr / div, max_lr)`` for CLR and 1cycle, Smith's "max/10" lower bound
-  (1803.09820, section 4.1), with ``max_lr`` taken from one of the rules above.
+  (1803.09820, section 4.1), with ``max_lr`` from one of the rules above: by default
+  ``steepest``. The EMA lags the raw loss, so the smoothed curve falls fastest near where the
+  raw loss stops improving: Smith's point for the upper bound.
 
 Every rule skips the noisy start (the first ``skip_start`` points, 10% by default) and
 everything from the first point where the smoothed loss exceeds ``diverge_factor`` times its
@@ -72,7 +74,7 @@ class Suggestions:
     minimum: float | None
     valley: float | None
     bounds: tuple[float, float] | None
-    max_at: str = "valley"
+    max_at: str = "steepest"
     div: float = 10.0
 
     def to_dict(self) -> dict:
@@ -82,7 +84,7 @@ class Suggestions:
 
 
 def suggest(lrs, smoothed, *, skip_start: int | None = None, diverge_factor: float = 4.0,
-            max_at: str = "valley", div: float = 10.0) -> Suggestions:
+            max_at: str = "steepest", div: float = 10.0) -> Suggestions:
     """Apply every rule to a smoothed curve (see the module docstring)."""
     if max_at not in RULES:
         raise ValueError(f"max_at must be one of {RULES}, got {max_at!r}")
@@ -93,11 +95,13 @@ def suggest(lrs, smoothed, *, skip_start: int | None = None, diverge_factor: flo
         return Suggestions(None, None, None, None, max_at, div)
     lr = np.asarray(lrs[start:end], dtype=float)
     loss = np.asarray(smoothed[start:end], dtype=float)
-    slope = np.gradient(loss, np.log10(lr))
+    lowest = int(np.argmin(loss))
+    down = slice(0, max(lowest + 1, 3))  # the descent, where steepest and valley are read
+    slope = np.gradient(loss[down], np.log10(lr[down]))
     found = {
-        "steepest": float(lr[int(np.argmin(slope))]),
-        "minimum": float(lr[int(np.argmin(loss))] / 10),
-        "valley": float(lr[valley_index(loss)]),
+        "steepest": float(lr[down][int(np.argmin(slope))]),
+        "minimum": float(lr[lowest] / 10),
+        "valley": float(lr[down][valley_index(loss[down])]),
     }
     top = found[max_at]
     return Suggestions(**found, bounds=(top / div, top), max_at=max_at, div=div)

@@ -1,0 +1,334 @@
+"""The learning-rate range test (Smith, arXiv:1506.01186 section 3.3; 1803.09820 section 4.1).
+
+Train for ``num_iter`` steps while the LR rises from ``start_lr`` to ``end_lr``, exponentially
+(``lr_i = start * (end/start)^(i/(n-1))``) or linearly, and record the loss at every step.
+The test runs through :func:`~disciplined_widgets.train.fit` and leaves nothing changed: the
+model, optimizer, RNG states, GradScaler and the loader's shuffling generator are restored
+bitwise afterwards, however the test ends.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+
+from .batch import Unpack, unpack_batch
+from .checks import loader_length, optimizer_holds, positive_float, positive_int
+from .snapshot import Snapshot
+from .suggest import Suggestions, ema, suggest, usable_window
+from .train import History, fit
+
+MODES = ("exp", "linear")
+STOP_REASONS = ("completed", "diverged", "non_finite", "stopped")
+
+
+def sweep_lrs(start_lr: float, end_lr: float, num_iter: int, mode: str = "exp") -> list[float]:
+    """The LR of each of the ``num_iter`` steps of a range test."""
+    if mode == "exp":
+        return [start_lr * (end_lr / start_lr) ** (i / (num_iter - 1)) for i in range(num_iter)]
+    return [start_lr + (end_lr - start_lr) * i / (num_iter - 1) for i in range(num_iter)]
+
+
+@dataclass
+class RangeTestResult:
+    """The curve of one range test, its settings, and the suggestions read from it."""
+
+    lrs: list[float]
+    losses: list[float]
+    stop_reason: str
+    smooth: float = 0.98
+    diverge_factor: float = 4.0
+    mode: str = "exp"
+    start_lr: float = 1e-7
+    end_lr: float = 10.0
+    num_iter: int = 100
+    val_steps: list[int] = field(default_factory=list)
+    val_lrs: list[float] = field(default_factory=list)
+    val_losses: list[float] = field(default_factory=list)
+    val_accuracies: list[float | None] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+
+    @cached_property
+    def smoothed_losses(self) -> list[float]:
+        """Bias-corrected EMA of ``losses`` with beta ``smooth``."""
+        return ema(self.losses, self.smooth)
+
+    @cached_property
+    def suggestions(self) -> Suggestions:
+        return suggest(self.lrs, self.smoothed_losses, diverge_factor=self.diverge_factor)
+
+    def bounds(self, max_at: str = "steepest", div: float = 10.0) -> tuple[float, float] | None:
+        """``(max_lr / div, max_lr)`` with ``max_lr`` from the rule ``max_at``."""
+        return suggest(self.lrs, self.smoothed_losses, diverge_factor=self.diverge_factor,
+                       max_at=max_at, div=div).bounds
+
+    @property
+    def usable(self) -> tuple[int, int]:
+        """The ``(start, end)`` slice of points the suggestions are read from."""
+        return usable_window(self.smoothed_losses, diverge_factor=self.diverge_factor)
+
+    def resmooth(self, smooth: float) -> "RangeTestResult":
+        """The same curve smoothed with another beta (no re-run)."""
+        ema([], smooth)  # validates
+        return replace(self, smooth=smooth)
+
+    @property
+    def label(self) -> str:
+        return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in self.settings.items()) or "range test"
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict (non-finite losses become None)."""
+        data = {k: v for k, v in asdict(self).items()}
+        data["losses"] = [x if math.isfinite(x) else None for x in self.losses]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RangeTestResult":
+        data = dict(data)
+        data["losses"] = [math.nan if x is None else x for x in data["losses"]]
+        return cls(**data)
+
+    def plot(self, ax=None):
+        """A matplotlib Figure of loss against LR (see :mod:`disciplined_widgets.plots`)."""
+        from .plots import plot_range_test
+        return plot_range_test(self, ax=ax)
+
+    def __repr__(self) -> str:
+        s = self.suggestions
+        shown = ", ".join(f"{name}={getattr(s, name):.3g}" for name in ("steepest", "minimum", "valley")
+                          if getattr(s, name) is not None)
+        return (f"RangeTestResult({len(self.lrs)} steps, {self.stop_reason}, "
+                f"{shown or 'no suggestion'})")
+
+
+@dataclass
+class RangeTestCollection:
+    """Several range tests from the same starting state, one per value of ``parameter``."""
+
+    parameter: str
+    values: list
+    results: list[RangeTestResult]
+
+    def __iter__(self):
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, index: int) -> RangeTestResult:
+        return self.results[index]
+
+    def to_dict(self) -> dict:
+        return {"parameter": self.parameter, "values": list(self.values),
+                "results": [r.to_dict() for r in self.results]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RangeTestCollection":
+        return cls(data["parameter"], list(data["values"]),
+                   [RangeTestResult.from_dict(r) for r in data["results"]])
+
+    def plot(self, ax=None):
+        """One Figure with every curve (smoothed loss against LR)."""
+        from .plots import plot_range_tests
+        return plot_range_tests(self, ax=ax)
+
+
+class _LRSweep:
+    """Sets every param group's LR to the sweep value of the coming step, keeping the groups'
+    LR ratios (groups with different LRs keep them relative to the first)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, lrs: list[float]):
+        first = optimizer.param_groups[0]["lr"]
+        self.ratios = [g["lr"] / first if first else 1.0 for g in optimizer.param_groups]
+        self.optimizer, self.lrs, self.index = optimizer, lrs, 0
+        self._apply()
+
+    def _apply(self) -> None:
+        for group, ratio in zip(self.optimizer.param_groups, self.ratios):
+            group["lr"] = self.lrs[self.index] * ratio
+
+    def step(self) -> None:
+        if self.index + 1 < len(self.lrs):
+            self.index += 1
+            self._apply()
+
+
+class _Stop:
+    """A stop event for fit: set by the user's event, or by the divergence check."""
+
+    def __init__(self, user_event):
+        self.user_event, self.diverged = user_event, False
+
+    def is_set(self) -> bool:
+        return self.diverged or (self.user_event is not None and self.user_event.is_set())
+
+
+def _loader_generator(loader) -> list[torch.Generator]:
+    generator = getattr(loader, "generator", None)
+    return [generator] if isinstance(generator, torch.Generator) else []
+
+
+def lr_range_test(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    criterion: Callable,
+    train_loader: Iterable,
+    *,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_iter: int = 100,
+    mode: str = "exp",
+    smooth: float = 0.98,
+    diverge_factor: float = 4.0,
+    val_loader: Iterable | None = None,
+    val_every: int | None = None,
+    val_batches: int | None = 4,
+    accumulation_steps: int = 1,
+    amp: str | None = None,
+    grad_scaler: torch.amp.GradScaler | None = None,
+    device: str | torch.device | None = None,
+    callback: Callable[[RangeTestResult], Any] | None = None,
+    stop_event: Any = None,
+    unpack: Unpack = unpack_batch,
+    seed: int | None = None,
+    snapshot: str = "cpu",
+    progress_bar: bool = False,
+    settings: dict | None = None,
+) -> RangeTestResult:
+    """Run an LR range test and return its :class:`RangeTestResult`.
+
+    The loader is cycled when it is shorter than ``num_iter``. The test stops early when the
+    smoothed loss exceeds ``diverge_factor`` times its best (``"diverged"``), at once on a NaN
+    or infinite loss (``"non_finite"``), or when ``stop_event`` is set (``"stopped"``).
+    With ``val_loader``, the first ``val_batches`` batches are evaluated every ``val_every``
+    steps (default: 10 points over the test), as Smith does with the test loss.
+    ``callback(partial_result)`` runs after every step. The snapshot that restores
+    everything is kept on the CPU, or with ``snapshot="disk"`` in a private temporary directory.
+    """
+    optimizer_holds(model, optimizer)
+    start_lr = positive_float("start_lr", start_lr)
+    end_lr = positive_float("end_lr", end_lr)
+    if end_lr <= start_lr:
+        raise ValueError(f"end_lr must be greater than start_lr, got start_lr={start_lr:g}, "
+                         f"end_lr={end_lr:g}")
+    positive_int("num_iter", num_iter)
+    if num_iter < 2:
+        raise ValueError(f"num_iter must be at least 2, got {num_iter}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if isinstance(smooth, bool) or not isinstance(smooth, (int, float)) or not 0 <= smooth < 1:
+        raise ValueError(f"smooth must be a number in [0, 1), got {smooth!r}")
+    if positive_float("diverge_factor", diverge_factor) <= 1:
+        raise ValueError(f"diverge_factor must be > 1, got {diverge_factor!r}")
+    loader_length("train_loader", train_loader)
+    if val_loader is None:
+        if val_every is not None:
+            raise ValueError("val_every asks for validation points but val_loader is None")
+    else:
+        loader_length("val_loader", val_loader)
+        positive_int("val_every", val_every, allow_none=True)
+        positive_int("val_batches", val_batches, allow_none=True)
+        val_every = val_every or max(1, num_iter // 10)
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable")
+    if snapshot not in ("cpu", "disk"):
+        raise ValueError(f"snapshot must be 'cpu' or 'disk', got {snapshot!r}")
+
+    lrs = sweep_lrs(start_lr, end_lr, num_iter, mode)
+    stop = _Stop(stop_event)
+    common = dict(smooth=float(smooth), diverge_factor=float(diverge_factor), mode=mode,
+                  start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
+                  settings=dict(settings or {}))
+    ema_state = {"average": 0.0, "count": 0, "best": math.inf}
+
+    def result_of(history: History, stop_reason: str) -> RangeTestResult:
+        lr_at = history.lr
+        return RangeTestResult(
+            lrs=list(lr_at), losses=list(history.train_loss), stop_reason=stop_reason,
+            val_steps=list(history.eval_step),
+            val_lrs=[lr_at[s - 1] for s in history.eval_step],
+            val_losses=list(history.val_loss), val_accuracies=list(history.val_accuracy),
+            **common)
+
+    def on_step(history: History) -> None:
+        losses = history.train_loss
+        while ema_state["count"] < len(losses):  # update the smoothed loss with the new steps
+            value = losses[ema_state["count"]]
+            ema_state["count"] += 1
+            ema_state["average"] = smooth * ema_state["average"] + (1 - smooth) * value
+            smoothed = ema_state["average"] / (1 - smooth ** ema_state["count"])
+            if ema_state["count"] > 1 and smoothed > diverge_factor * ema_state["best"]:
+                stop.diverged = True
+            ema_state["best"] = min(ema_state["best"], smoothed)
+        if callback is not None:
+            callback(result_of(history, "running"))
+
+    original_device = next(model.parameters()).device
+    saved = Snapshot(model, optimizer, grad_scaler, where=snapshot,
+                     generators=_loader_generator(train_loader))
+    try:
+        history = fit(model, optimizer, criterion, train_loader, val_loader, steps=num_iter,
+                      schedulers=[_LRSweep(optimizer, lrs)], eval_every=val_every,
+                      eval_each_epoch=False, eval_batches=val_batches, callback=on_step,
+                      stop_event=stop, device=device, amp=amp, grad_scaler=grad_scaler,
+                      accumulation_steps=accumulation_steps, unpack=unpack, seed=seed,
+                      sync_every=1, progress_bar=progress_bar)
+    finally:
+        model.to(original_device)
+        saved.restore()
+        saved.discard()
+    reason = history.stop_reason
+    if stop.diverged and reason != "non_finite":
+        reason = "diverged"
+    return result_of(history, reason)
+
+
+def range_tests(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    criterion: Callable,
+    train_loader: Iterable,
+    *,
+    weight_decays: list[float] | None = None,
+    momentums: list[float] | None = None,
+    **kwargs,
+) -> RangeTestCollection:
+    """One range test per weight decay (or per momentum; Adam's beta1), each from the same
+    starting state and the same batches, as in Smith's figure of range tests at WD 1e-3...0.
+    ``kwargs`` go to :func:`lr_range_test`. The optimizer's values are restored afterwards."""
+    if (weight_decays is None) == (momentums is None):
+        raise ValueError("give exactly one of weight_decays and momentums")
+    parameter, values = (("weight_decay", weight_decays) if weight_decays is not None
+                         else ("momentum", momentums))
+    values = list(values)
+    if not values:
+        raise ValueError(f"{parameter}s is empty")
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"{parameter}s must be numbers >= 0, got {value!r}")
+    groups = optimizer.param_groups
+    key = parameter
+    if parameter == "momentum" and "momentum" not in groups[0]:
+        if "betas" not in groups[0]:
+            raise ValueError(f"{type(optimizer).__name__} has neither momentum nor betas")
+        key = "betas"
+    elif key not in groups[0]:
+        raise ValueError(f"{type(optimizer).__name__} has no {parameter}")
+    originals = [g[key] for g in groups]
+    results = []
+    try:
+        for value in values:
+            for group in groups:
+                group[key] = (float(value), *group["betas"][1:]) if key == "betas" else float(value)
+            results.append(lr_range_test(model, optimizer, criterion, train_loader,
+                                         settings={parameter: float(value)}, **kwargs))
+    finally:
+        for group, original in zip(groups, originals):
+            group[key] = original
+    return RangeTestCollection(parameter, values, results)
