@@ -77,3 +77,28 @@ def plot_range_tests(collection, ax=None) -> Figure:
            title=f"LR range tests by {collection.parameter.replace('_', ' ')}")
     ax.legend(fontsize="small")
     return figure
+
+
+def plot_schedule(preview, ax=None) -> Figure:
+    """LR (left axis), momentum (right axis) and, when it changes, batch size against step."""
+    if ax is None:
+        figure = Figure(figsize=(6.4, 3.6), layout="constrained")
+        ax = figure.add_subplot()
+    figure = ax.figure
+    ax.plot(preview.step, preview.lr, color="tab:red", lw=2, label="learning rate")
+    ax.set(xlabel="step", ylabel="learning rate", title="Schedule")
+    handles = ax.get_lines()
+    if any(m is not None for m in preview.momentum):
+        twin = ax.twinx()
+        handles += twin.plot(preview.step, preview.momentum, color="tab:gray", ls="--",
+                             label="momentum")
+        twin.set_ylabel("momentum")
+    sizes = [b for b in preview.batch_size if b is not None]
+    if sizes and min(sizes) != max(sizes):
+        third = ax.twinx()
+        third.spines["right"].set_position(("axes", 1.15))
+        handles += third.plot(preview.step, preview.batch_size, color="tab:blue", ls=":",
+                              label="batch size")
+        third.set_ylabel("batch size")
+    ax.legend(handles=handles, labels=[h.get_label() for h in handles], fontsize="small")
+    return figure

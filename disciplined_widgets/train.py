@@ -202,7 +202,9 @@ def fit(
     One optimizer step consumes ``accumulation_steps`` batches (gradient accumulation: each
     batch's loss is divided by the number of batches in its step). After each step every
     scheduler in ``schedulers`` is stepped (per-step units). ``batch_size_schedule(epoch)``
-    sets ``train_loader.batch_size`` at the start of each epoch (a :class:`TensorLoader`).
+    sets ``train_loader.batch_size`` at the start of each epoch (a :class:`TensorLoader`); if
+    it also has ``lr_factor(epoch)`` (a :class:`~disciplined_widgets.schedules.BatchSizeSchedule`),
+    each group's LR is set to its starting LR times that factor.
 
     Evaluation on ``val_loader`` (all of it, or its first ``eval_batches`` batches) runs every
     ``eval_every`` steps and/or at the end of each epoch (``eval_each_epoch``, on by default
@@ -274,6 +276,8 @@ def fit(
     scaler = grad_scaler if grad_scaler is not None else (
         torch.amp.GradScaler(device.type) if amp == "fp16" else None)
     group = optimizer.param_groups[0]
+    lr_factor = getattr(batch_size_schedule, "lr_factor", None)  # hybrid schedules decay the LR
+    start_lrs = [g["lr"] for g in optimizer.param_groups]
 
     def run_evaluation(epoch: float) -> None:
         loss, accuracy = evaluate(model, criterion, val_loader, device=device, unpack=unpack,
@@ -303,6 +307,9 @@ def fit(
             while history.stop_reason is None:
                 if batch_size_schedule is not None:
                     train_loader.batch_size = batch_size_schedule(epoch)
+                    if lr_factor is not None:
+                        for g, lr in zip(optimizer.param_groups, start_lrs):
+                            g["lr"] = lr * lr_factor(epoch)
                 batches_in_epoch = len(train_loader)
                 batches = iter(train_loader)
                 done_in_epoch = 0

@@ -1,0 +1,241 @@
+"""Schedules for ``fit``: 1cycle, cyclical LR, batch-size growth, and a preview of any of them.
+
+- :func:`one_cycle` (Smith 1803.09820 section 4.1; Smith & Topin 1708.07120) on
+  ``torch.optim.lr_scheduler.OneCycleLR``. ``style="smith"``: LR rises linearly from
+  ``max_lr/div`` to ``max_lr`` over ``pct_start`` of the steps, falls back linearly over the
+  same number, then the remaining steps (10% by default) anneal it to ``max_lr/div/final_div``
+  (``three_phase=True``). ``style="fastai"``: two cosine phases (up over ``pct_start``, then
+  down to ``max_lr/div/final_div``). Momentum (Adam's beta1) moves the opposite way between
+  ``momentum[0]`` and ``momentum[1]``. Units: per optimizer step.
+- :func:`cyclical` (Smith 1506.01186 section 3.1) on ``CyclicLR``: ``triangular``,
+  ``triangular2`` and ``exp_range``; a cycle is two "steps" of ``step_size_up`` iterations.
+- :class:`BatchSizeSchedule` (S. L. Smith et al. 1711.00489): at each milestone epoch multiply
+  the batch size by ``factor`` instead of dividing the LR by it; once the batch would pass
+  ``max_batch_size``, divide the LR instead (the hybrid). ``max_batch_size`` equal to the
+  first batch size gives the classic step decay of the LR. Units: per epoch.
+- :func:`preview`: LR, momentum and batch size of every step, computed on a probe optimizer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch.optim.lr_scheduler import CyclicLR, OneCycleLR
+
+from .checks import positive_float, positive_int
+
+STYLES = {
+    # pct_start, final_div (of the min LR), anneal strategy, three phases
+    "smith": (0.45, 100.0, "linear", True),
+    "fastai": (0.25, 1e4, "cos", False),
+}
+
+
+def has_momentum(optimizer: torch.optim.Optimizer) -> bool:
+    group = optimizer.param_groups[0]
+    return "momentum" in group or "betas" in group
+
+
+class OneCycle(OneCycleLR):
+    """``OneCycleLR`` that holds its final LR after the last training step (torch's would
+    extrapolate the last phase, even below zero) and explains what to do when stepped further."""
+
+    def get_lr(self):
+        step = self.last_epoch
+        self.last_epoch = min(step, self.total_steps - 1)
+        try:
+            return super().get_lr()
+        finally:
+            self.last_epoch = step
+
+    def step(self, epoch=None):
+        if self.last_epoch >= self.total_steps:
+            raise RuntimeError(
+                f"one_cycle was stepped {self.last_epoch + 1} times but was built for "
+                f"total_steps={self.total_steps}: build it with total_steps = epochs * "
+                f"len(train_loader) (optimizer steps), or pass steps= to fit")
+        return super().step()
+
+
+def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float, total_steps: int, *,
+              div: float = 10.0, final_div: float | None = None, pct_start: float | None = None,
+              momentum: tuple[float, float] | None = (0.95, 0.85),
+              style: str = "smith") -> OneCycle:
+    """The 1cycle policy with cyclical momentum (see the module docstring)."""
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {tuple(STYLES)}, got {style!r}")
+    default_pct, default_final, anneal, three_phase = STYLES[style]
+    max_lr = positive_float("max_lr", max_lr)
+    positive_int("total_steps", total_steps)
+    if positive_float("div", div) <= 1:
+        raise ValueError(f"div must be > 1, got {div!r}")
+    final_div = default_final if final_div is None else positive_float("final_div", final_div)
+    pct_start = default_pct if pct_start is None else pct_start
+    limit = 0.5 if three_phase else 1.0
+    if not isinstance(pct_start, (int, float)) or not 0 < pct_start < limit:
+        raise ValueError(f"pct_start must be in (0, {limit}) for style={style!r}, got {pct_start!r}")
+    if momentum is not None:
+        high, low = momentum
+        if not 0 <= low <= high < 1:
+            raise ValueError(f"momentum must be (max, min) with 0 <= min <= max < 1, got {momentum!r}")
+        if not has_momentum(optimizer):
+            raise ValueError(f"{type(optimizer).__name__} has no momentum or betas to cycle; "
+                             f"pass momentum=None")
+    return OneCycle(
+        optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=pct_start,
+        anneal_strategy=anneal, cycle_momentum=momentum is not None,
+        base_momentum=momentum[1] if momentum else 0.85,
+        max_momentum=momentum[0] if momentum else 0.95,
+        div_factor=div, final_div_factor=final_div, three_phase=three_phase)
+
+
+def cyclical(optimizer: torch.optim.Optimizer, base_lr: float, max_lr: float,
+             step_size_up: int, *, mode: str = "triangular", gamma: float = 1.0,
+             step_size_down: int | None = None,
+             momentum: tuple[float, float] | None = None) -> CyclicLR:
+    """Cyclical learning rates between ``base_lr`` and ``max_lr`` (per optimizer step)."""
+    base_lr, max_lr = positive_float("base_lr", base_lr), positive_float("max_lr", max_lr)
+    if max_lr <= base_lr:
+        raise ValueError(f"max_lr must be greater than base_lr, got {base_lr:g} and {max_lr:g}")
+    positive_int("step_size_up", step_size_up)
+    positive_int("step_size_down", step_size_down, allow_none=True)
+    if mode not in ("triangular", "triangular2", "exp_range"):
+        raise ValueError(f"mode must be 'triangular', 'triangular2' or 'exp_range', got {mode!r}")
+    if momentum is not None and not has_momentum(optimizer):
+        raise ValueError(f"{type(optimizer).__name__} has no momentum to cycle; pass momentum=None")
+    high, low = momentum or (0.9, 0.8)
+    return CyclicLR(optimizer, base_lr=base_lr, max_lr=max_lr, step_size_up=step_size_up,
+                    step_size_down=step_size_down, mode=mode, gamma=gamma,
+                    cycle_momentum=momentum is not None, base_momentum=low, max_momentum=high)
+
+
+@dataclass(frozen=True)
+class BatchSizeSchedule:
+    """Grow the batch size by ``factor`` at each milestone epoch; past ``max_batch_size``, divide
+    the LR by ``factor`` instead (see the module docstring). Pass it to
+    ``fit(batch_size_schedule=...)`` with a :class:`~disciplined_widgets.TensorLoader`."""
+
+    batch_size: int
+    milestones: tuple[int, ...]
+    factor: float = 5.0
+    max_batch_size: int | None = None
+
+    def __post_init__(self):
+        positive_int("batch_size", self.batch_size)
+        object.__setattr__(self, "milestones", tuple(self.milestones))
+        for m in self.milestones:
+            positive_int("milestones", m)
+        if list(self.milestones) != sorted(set(self.milestones)):
+            raise ValueError(f"milestones must be increasing, got {self.milestones}")
+        if positive_float("factor", self.factor) <= 1:
+            raise ValueError(f"factor must be > 1, got {self.factor!r}")
+        positive_int("max_batch_size", self.max_batch_size, allow_none=True)
+        if self.max_batch_size is not None and self.max_batch_size < self.batch_size:
+            raise ValueError(f"max_batch_size ({self.max_batch_size}) is below batch_size "
+                             f"({self.batch_size})")
+
+    def _stages(self, epoch: int) -> tuple[int, int]:
+        """(times the batch grew, times the LR fell) by the start of ``epoch``."""
+        passed = sum(epoch >= m for m in self.milestones)
+        grown = 0
+        while grown < passed and (self.max_batch_size is None or round(
+                self.batch_size * self.factor ** (grown + 1)) <= self.max_batch_size):
+            grown += 1
+        return grown, passed - grown
+
+    def __call__(self, epoch: int) -> int:
+        """Batch size for ``epoch`` (0-based)."""
+        return round(self.batch_size * self.factor ** self._stages(epoch)[0])
+
+    def lr_factor(self, epoch: int) -> float:
+        """What ``fit`` multiplies the starting LR by at the start of ``epoch``."""
+        return self.factor ** -self._stages(epoch)[1]
+
+
+@dataclass
+class SchedulePreview:
+    """Per step: the LR and momentum the optimizer uses, and the nominal samples per step
+    (batch size times accumulation steps; None without a loader)."""
+
+    step: list[int]
+    epoch: list[float]
+    lr: list[float]
+    momentum: list[float | None]
+    batch_size: list[int]
+
+    def to_dict(self) -> dict:
+        return dict(vars(self))
+
+    def plot(self, ax=None):
+        from .plots import plot_schedule
+        return plot_schedule(self, ax=ax)
+
+
+def _probe(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """An optimizer of the same class with one dummy parameter and group 0's hyper-parameters."""
+    settings = {k: v for k, v in optimizer.param_groups[0].items()
+                if k != "params" and k in optimizer.defaults}
+    return type(optimizer)([torch.nn.Parameter(torch.zeros(1))], **settings)
+
+
+def preview(optimizer: torch.optim.Optimizer,
+            schedulers: Callable[[torch.optim.Optimizer], object] | None = None, *,
+            epochs: int | None = None, steps: int | None = None,
+            steps_per_epoch: int | None = None, train_loader=None,
+            batch_size_schedule: Callable[[int], int] | None = None,
+            accumulation_steps: int = 1) -> SchedulePreview:
+    """What ``fit`` would apply at every step, without touching ``optimizer``.
+
+    ``schedulers(probe)`` builds the scheduler(s) for a probe optimizer (same class, group 0's
+    hyper-parameters), for example ``lambda opt: one_cycle(opt, 0.5, total)``. Give the epoch
+    length as ``steps_per_epoch`` or as the ``train_loader`` (needed with a batch-size schedule;
+    its batch size is put back afterwards).
+    """
+    if (epochs is None) == (steps is None):
+        raise ValueError("give exactly one of epochs and steps")
+    positive_int("epochs", epochs, allow_none=True)
+    positive_int("steps", steps, allow_none=True)
+    positive_int("accumulation_steps", accumulation_steps)
+    if (steps_per_epoch is None) == (train_loader is None):
+        raise ValueError("give exactly one of steps_per_epoch and train_loader")
+    if batch_size_schedule is not None and train_loader is None:
+        raise ValueError("a batch_size_schedule needs the train_loader to count steps per epoch")
+    positive_int("steps_per_epoch", steps_per_epoch, allow_none=True)
+    probe = _probe(optimizer)
+    made = schedulers(probe) if schedulers is not None else []
+    made = made if isinstance(made, (list, tuple)) else [made]
+    start_lr = probe.param_groups[0]["lr"]
+    lr_factor = getattr(batch_size_schedule, "lr_factor", None)
+    group = probe.param_groups[0]
+    out = SchedulePreview([], [], [], [], [])
+    original = getattr(train_loader, "batch_size", None)
+    try:
+        epoch = 0
+        while (epochs is None or epoch < epochs) and (steps is None or len(out.step) < steps):
+            if batch_size_schedule is not None:
+                train_loader.batch_size = batch_size_schedule(epoch)
+                if lr_factor is not None:
+                    group["lr"] = start_lr * lr_factor(epoch)
+            batches = steps_per_epoch or len(train_loader)
+            nominal = getattr(train_loader, "batch_size", None)
+            per_epoch = math.ceil(batches / accumulation_steps)
+            for index in range(per_epoch):
+                if steps is not None and len(out.step) == steps:
+                    break
+                out.step.append(len(out.step) + 1)
+                out.epoch.append(epoch + min(batches, (index + 1) * accumulation_steps) / batches)
+                out.lr.append(float(group["lr"]))
+                out.momentum.append(float(group["momentum"]) if "momentum" in group else
+                                    float(group["betas"][0]) if "betas" in group else None)
+                out.batch_size.append(nominal * accumulation_steps if nominal else None)
+                probe.step()
+                for scheduler in made:
+                    scheduler.step()
+            epoch += 1
+    finally:
+        if train_loader is not None and batch_size_schedule is not None:
+            train_loader.batch_size = original
+    return out
