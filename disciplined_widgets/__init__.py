@@ -6,16 +6,29 @@ The headless core (torch only):
 - :mod:`~disciplined_widgets.loader`: ``TensorLoader``, device-resident batches;
 - :mod:`~disciplined_widgets.batch`: ``unpack_batch``, the hook that splits any batch;
 - :mod:`~disciplined_widgets.models`: MLP, 1-D CNN, small CNN, CIFAR ResNets, Smith's 3-layer net;
-- :mod:`~disciplined_widgets.train`: ``fit``, the one training loop, and its ``History``.
+- :mod:`~disciplined_widgets.train`: ``fit``, the one training loop, and its ``History``;
+- :mod:`~disciplined_widgets.range_test`: ``lr_range_test`` and ``range_tests``;
+- :mod:`~disciplined_widgets.suggest`: smoothing and the LR suggestion rules;
+- :mod:`~disciplined_widgets.schedules`: ``one_cycle``, ``cyclical``, ``BatchSizeSchedule``, ``preview``;
+- :mod:`~disciplined_widgets.diagnose`: ``diagnose``, the verdict on a run's curves;
+- :mod:`~disciplined_widgets.snapshot`: ``Snapshot``, the bitwise save and restore.
+
+Figures come from :mod:`~disciplined_widgets.plots` (matplotlib, imported on use).
 """
 
 from .batch import unpack_batch
 from .data import Dataset, load_dataset
+from .diagnose import Diagnosis, diagnose
 from .loader import TensorLoader, cifar_augment
+from .range_test import RangeTestCollection, RangeTestResult, lr_range_test, range_tests
+from .schedules import BatchSizeSchedule, cyclical, one_cycle, preview
+from .snapshot import Snapshot
 from .train import History, evaluate, fit, resolve_device
 
 __all__ = [
-    "Dataset", "History", "TensorLoader", "cifar_augment", "evaluate", "fit", "load_dataset",
+    "BatchSizeSchedule", "Dataset", "Diagnosis", "History", "RangeTestCollection",
+    "RangeTestResult", "Snapshot", "TensorLoader", "cifar_augment", "cyclical", "diagnose",
+    "evaluate", "fit", "load_dataset", "lr_range_test", "one_cycle", "preview", "range_tests",
     "resolve_device", "unpack_batch",
 ]
 __version__ = "0.1.0"

@@ -75,7 +75,7 @@ class RangeTestResult:
     def resmooth(self, smooth: float) -> "RangeTestResult":
         """The same curve smoothed with another beta (no re-run)."""
         ema([], smooth)  # validates
-        return replace(self, smooth=smooth)
+        return replace(self, smooth=float(smooth), lrs=list(self.lrs), losses=list(self.losses))
 
     @property
     def label(self) -> str:

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 RULES = ("steepest", "minimum", "valley")
+MIN_POINTS = 5  # fewer usable points give no suggestion
 
 
 def ema(values, beta: float) -> list[float]:
@@ -68,7 +69,7 @@ def valley_index(losses: np.ndarray) -> int:
 
 @dataclass(frozen=True)
 class Suggestions:
-    """Suggested learning rates; ``None`` where the curve has too few usable points."""
+    """Suggested learning rates; ``None`` where the curve has fewer than 5 usable points."""
 
     steepest: float | None
     minimum: float | None
@@ -91,7 +92,7 @@ def suggest(lrs, smoothed, *, skip_start: int | None = None, diverge_factor: flo
     if not div > 1:
         raise ValueError(f"div must be > 1, got {div!r}")
     start, end = usable_window(smoothed, skip_start, diverge_factor)
-    if end - start < 3:
+    if end - start < MIN_POINTS:
         return Suggestions(None, None, None, None, max_at, div)
     lr = np.asarray(lrs[start:end], dtype=float)
     loss = np.asarray(smoothed[start:end], dtype=float)

@@ -11,6 +11,7 @@ does not wait for the device after every step.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from contextlib import nullcontext
@@ -120,9 +121,7 @@ def evaluate(model: nn.Module, criterion: Callable, loader: Iterable, *,
     count, classified = 0, True
     try:
         with torch.no_grad():
-            for index, batch in enumerate(loader):
-                if max_batches is not None and index >= max_batches:
-                    break
+            for batch in itertools.islice(loader, max_batches):
                 inputs, targets = (to_device(part, device) for part in unpack(batch))
                 with _autocast(device, amp):
                     outputs = model(inputs)

@@ -1,0 +1,154 @@
+"""1cycle, CLR, batch-size schedules, and previews that match what fit applies."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from disciplined_widgets import TensorLoader, fit
+from disciplined_widgets.models import MLP, SmallCNN
+from disciplined_widgets.schedules import BatchSizeSchedule, cyclical, one_cycle, preview
+
+
+def sgd(lr=0.1, momentum=0.9):
+    return torch.optim.SGD(MLP(in_features=64).parameters(), lr=lr, momentum=momentum)
+
+
+def run(optimizer, scheduler, steps):
+    lrs, momenta = [], []
+    for _ in range(steps):
+        group = optimizer.param_groups[0]
+        lrs.append(group["lr"])
+        momenta.append(group.get("momentum", group.get("betas", (None,))[0]))
+        optimizer.step()
+        scheduler.step()
+    return lrs, momenta
+
+
+def test_smith_one_cycle_is_linear_with_a_final_annihilation():
+    opt = sgd()
+    lrs, momenta = run(opt, one_cycle(opt, max_lr=1.0, total_steps=200), 200)
+    assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0)
+    peak = lrs.index(max(lrs))
+    assert peak == pytest.approx(0.45 * 200, abs=1)
+    assert lrs[peak // 2] == pytest.approx(0.1 + 0.9 * (peak // 2) / peak, rel=1e-6)  # linear
+    assert lrs[2 * peak] == pytest.approx(0.1, rel=1e-3)  # back to the minimum at 90%
+    assert lrs[-1] == pytest.approx(0.1 / 100)  # annihilated to 1/100 of the minimum
+    assert momenta[0] == 0.95 and momenta[peak] == pytest.approx(0.85) and momenta[-1] == 0.95
+
+
+def test_fastai_style_is_cosine_in_two_phases():
+    opt = sgd()
+    lrs, _ = run(opt, one_cycle(opt, max_lr=1.0, total_steps=100, style="fastai"), 100)
+    peak = lrs.index(max(lrs))
+    assert peak == pytest.approx(25, abs=1)
+    quarter = peak // 4
+    assert lrs[quarter] < 0.1 + 0.9 * quarter / peak  # a cosine starts slower than a line
+    assert lrs[-1] == pytest.approx(0.1 / 1e4)
+
+
+def test_adam_beta1_cycles_and_no_momentum_leaves_it():
+    adam = torch.optim.Adam(MLP(in_features=64).parameters(), lr=1e-3, betas=(0.9, 0.999))
+    _, betas = run(adam, one_cycle(adam, max_lr=1e-2, total_steps=50), 50)
+    assert betas[0] == 0.95 and min(betas) == pytest.approx(0.85, abs=0.005)
+    assert adam.param_groups[0]["betas"][1] == 0.999
+    opt = sgd()
+    _, momenta = run(opt, one_cycle(opt, 1.0, 50, momentum=None), 50)
+    assert set(momenta) == {0.9}
+
+
+def test_stepping_past_the_end_explains_itself_and_holds_the_last_lr():
+    opt = sgd()
+    schedule = one_cycle(opt, max_lr=1.0, total_steps=10)
+    run(opt, schedule, 10)  # fit steps the scheduler after every one of the 10 steps
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.001)  # torch would extrapolate below 0
+    with pytest.raises(RuntimeError, match="total_steps=10"):
+        schedule.step()
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(max_lr=0), "max_lr"), (dict(total_steps=0), "total_steps"), (dict(div=1), "div"),
+    (dict(pct_start=0.6), "pct_start"), (dict(style="cosine"), "style"),
+    (dict(momentum=(0.85, 0.95)), "momentum"), (dict(final_div=-1), "final_div"),
+])
+def test_one_cycle_bad_input(kwargs, match):
+    opt = sgd()
+    args = dict(max_lr=1.0, total_steps=10) | kwargs
+    with pytest.raises((ValueError, TypeError), match=match):
+        one_cycle(opt, **args)
+    assert opt.param_groups[0]["lr"] == 0.1 and "initial_lr" not in opt.param_groups[0]
+
+
+def test_one_cycle_needs_momentum_to_cycle_it():
+    opt = torch.optim.Adagrad(MLP().parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="momentum=None"):
+        one_cycle(opt, 1.0, 10)
+    one_cycle(opt, 1.0, 10, momentum=None)
+
+
+@pytest.mark.parametrize("mode", ["triangular", "triangular2", "exp_range"])
+def test_cyclical_modes(mode):
+    opt = sgd()
+    lrs, _ = run(opt, cyclical(opt, 0.1, 1.0, step_size_up=10, mode=mode, gamma=0.99), 40)
+    assert lrs[0] == pytest.approx(0.1) and lrs[20] == pytest.approx(0.1)
+    if mode == "triangular":
+        assert lrs[10] == lrs[30] == pytest.approx(1.0)
+    else:
+        assert lrs[30] < lrs[10]
+    with pytest.raises(ValueError, match="max_lr"):
+        cyclical(opt, 1.0, 0.1, 10)
+
+
+def test_batch_size_schedule_grow_hybrid_and_decay():
+    grow = BatchSizeSchedule(128, milestones=(2, 4), factor=5)
+    assert [grow(e) for e in range(6)] == [128, 128, 640, 640, 3200, 3200]
+    assert {grow.lr_factor(e) for e in range(6)} == {1.0}
+    hybrid = BatchSizeSchedule(128, milestones=(2, 4, 6), factor=5, max_batch_size=1000)
+    assert [hybrid(e) for e in range(8)] == [128, 128, 640, 640, 640, 640, 640, 640]
+    assert [hybrid.lr_factor(e) for e in range(8)] == pytest.approx([1, 1, 1, 1, 0.2, 0.2, 0.04, 0.04])
+    decay = BatchSizeSchedule(128, milestones=(2,), factor=10, max_batch_size=128)
+    assert decay(3) == 128 and decay.lr_factor(3) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="milestones"):
+        BatchSizeSchedule(128, milestones=(4, 2))
+    with pytest.raises(ValueError, match="max_batch_size"):
+        BatchSizeSchedule(128, milestones=(2,), max_batch_size=64)
+
+
+def test_preview_leaves_the_optimizer_alone():
+    opt = sgd()
+    before = copy.deepcopy(opt.state_dict())
+    p = preview(opt, lambda probe: one_cycle(probe, 1.0, 50), steps=50, steps_per_epoch=10)
+    assert len(p.lr) == 50 and 0.95 < max(p.lr) <= 1.0 and p.epoch[-1] == 5.0
+    assert opt.state_dict() == before and p.batch_size == [None] * 50
+    with pytest.raises(ValueError, match="exactly one"):
+        preview(opt, steps=5)
+
+
+def _fit_and_preview(digits, schedulers, batch_size_schedule=None, epochs=3):
+    loader = TensorLoader(digits.x_train, digits.y_train, 64, drop_last=True)
+    torch.manual_seed(0)
+    model = SmallCNN()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    expected = preview(opt, schedulers, epochs=epochs, train_loader=loader,
+                       batch_size_schedule=batch_size_schedule)
+    made = schedulers(opt) if schedulers else []
+    history = fit(model, opt, nn.CrossEntropyLoss(), loader, epochs=epochs,
+                  schedulers=[made] if made else [], batch_size_schedule=batch_size_schedule)
+    return expected, history
+
+
+def test_preview_equals_what_fit_applies_with_one_cycle(digits):
+    total = 3 * (len(digits.x_train) // 64)
+    expected, history = _fit_and_preview(digits, lambda opt: one_cycle(opt, 0.5, total))
+    assert history.lr == pytest.approx(expected.lr, rel=1e-12)
+    assert history.momentum == pytest.approx(expected.momentum, rel=1e-12)
+    assert history.batch_size == expected.batch_size and history.epoch == pytest.approx(expected.epoch)
+
+
+def test_preview_equals_what_fit_applies_with_a_hybrid_batch_schedule(digits):
+    schedule = BatchSizeSchedule(64, milestones=(1, 2), factor=2, max_batch_size=128)
+    expected, history = _fit_and_preview(digits, None, schedule)
+    assert history.batch_size == expected.batch_size
+    assert sorted(set(expected.batch_size)) == [64, 128]
+    assert history.lr == pytest.approx(expected.lr) and min(history.lr) == pytest.approx(0.025)
