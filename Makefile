@@ -25,7 +25,7 @@ $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is needed; run make PYTHON=python3.11 ...")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e ".[lab,test]"
+	$(BIN)/python -m pip install -e ".[lab,test,bench]"
 	@touch $(INSTALLED)
 
 lab: $(INSTALLED)
@@ -35,8 +35,8 @@ test: $(INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(INSTALLED)
-	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/loop_overhead.py
+	$(BIN)/python benchmarks/range_test.py
 
 # For a fork: make repository NEW=owner/name  (rewrites pyproject.toml, README and notebooks)
 repository:

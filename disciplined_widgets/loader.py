@@ -10,10 +10,12 @@ The batch size may change between epochs (``loader.batch_size = 512``), which th
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data._utils.collate import default_collate
 
 from .checks import positive_int
 
@@ -114,3 +116,31 @@ def cifar_augment(pad: int = 4, flip: bool = True) -> Augment:
         return out
 
     return augment
+
+
+def _indexable(loader) -> bool:
+    """A plain single-process DataLoader over a TensorDataset with the default collation."""
+    return (type(loader) is DataLoader and type(loader.dataset) is TensorDataset
+            and loader.batch_sampler is not None and loader.collate_fn is default_collate
+            and loader.num_workers == 0 and not loader.pin_memory)
+
+
+def _indexed_batches(loader: DataLoader) -> Iterator[list[torch.Tensor]]:
+    # DataLoader draws a base seed for its workers at every epoch: draw it too, so that the
+    # sampler (and any later user of the same RNG) sees the same random numbers.
+    torch.empty((), dtype=torch.int64).random_(generator=loader.generator)
+    tensors = loader.dataset.tensors
+    for indices in loader.batch_sampler:
+        index = torch.as_tensor(indices)
+        yield [t[index] for t in tensors]
+
+
+def iterate(loader: Iterable) -> Iterator:
+    """``iter(loader)``, faster for a plain ``DataLoader`` over a ``TensorDataset``.
+
+    Such a loader fetches every sample and stacks them; indexing the tensors with each batch
+    of indices from its own sampler gives the same batches (same order, values, dtypes and
+    list type, same random numbers drawn) at a fraction of the cost. Any other loader is
+    iterated as it is.
+    """
+    return _indexed_batches(loader) if _indexable(loader) else iter(loader)

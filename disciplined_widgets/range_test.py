@@ -169,6 +169,25 @@ class _Stop:
         return self.diverged or (self.user_event is not None and self.user_event.is_set())
 
 
+class _DivergenceWatch:
+    """Keeps the bias-corrected EMA of the losses seen so far and its best value."""
+
+    def __init__(self, smooth: float, diverge_factor: float):
+        self.smooth, self.factor = smooth, diverge_factor
+        self.average, self.seen, self.best = 0.0, 0, math.inf
+
+    def diverged(self, losses: list[float]) -> bool:
+        """True once the smoothed loss exceeds ``diverge_factor`` times its best."""
+        out = False
+        for value in losses[self.seen:]:
+            self.seen += 1
+            self.average = self.smooth * self.average + (1 - self.smooth) * value
+            smoothed = self.average / (1 - self.smooth ** self.seen)
+            out = out or (self.seen > 1 and smoothed > self.factor * self.best)
+            self.best = min(self.best, smoothed)
+        return out
+
+
 def _loader_generator(loader) -> list[torch.Generator]:
     generator = getattr(loader, "generator", None)
     return [generator] if isinstance(generator, torch.Generator) else []
@@ -245,8 +264,6 @@ def lr_range_test(
     common = dict(smooth=float(smooth), diverge_factor=float(diverge_factor), mode=mode,
                   start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
                   settings=dict(settings or {}))
-    ema_state = {"average": 0.0, "count": 0, "best": math.inf}
-
     def result_of(history: History, stop_reason: str) -> RangeTestResult:
         lr_at = history.lr
         return RangeTestResult(
@@ -256,16 +273,11 @@ def lr_range_test(
             val_losses=list(history.val_loss), val_accuracies=list(history.val_accuracy),
             **common)
 
+    watch = _DivergenceWatch(smooth, diverge_factor)
+
     def on_step(history: History) -> None:
-        losses = history.train_loss
-        while ema_state["count"] < len(losses):  # update the smoothed loss with the new steps
-            value = losses[ema_state["count"]]
-            ema_state["count"] += 1
-            ema_state["average"] = smooth * ema_state["average"] + (1 - smooth) * value
-            smoothed = ema_state["average"] / (1 - smooth ** ema_state["count"])
-            if ema_state["count"] > 1 and smoothed > diverge_factor * ema_state["best"]:
-                stop.diverged = True
-            ema_state["best"] = min(ema_state["best"], smoothed)
+        if watch.diverged(history.train_loss):
+            stop.diverged = True
         if callback is not None:
             callback(result_of(history, "running"))
 

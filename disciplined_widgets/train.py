@@ -22,6 +22,7 @@ from torch import nn
 
 from .batch import Unpack, batch_size_of, to_device, unpack_batch
 from .checks import loader_length, optimizer_holds, positive_int
+from .loader import iterate
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -60,7 +61,9 @@ class History:
 
     def sync(self) -> None:
         """Read the step losses still on the device back into ``train_loss``."""
-        if self._pending:
+        if len(self._pending) == 1:
+            self._train_loss.append(self._pending.pop().item())
+        elif self._pending:
             self._train_loss += torch.stack(self._pending).float().tolist()
             self._pending.clear()
 
@@ -121,7 +124,7 @@ def evaluate(model: nn.Module, criterion: Callable, loader: Iterable, *,
     count, classified = 0, True
     try:
         with torch.no_grad():
-            for batch in itertools.islice(loader, max_batches):
+            for batch in itertools.islice(iterate(loader), max_batches):
                 inputs, targets = (to_device(part, device) for part in unpack(batch))
                 with _autocast(device, amp):
                     outputs = model(inputs)
@@ -140,7 +143,8 @@ def evaluate(model: nn.Module, criterion: Callable, loader: Iterable, *,
     return loss_sum.item() / count, (correct.item() / count if classified else None)
 
 
-def _first_momentum(group: dict) -> float | None:
+def momentum_of(group: dict) -> float | None:
+    """A param group's momentum: ``momentum``, or Adam's beta1; None when it has neither."""
     if "momentum" in group:
         return float(group["momentum"])
     if "betas" in group:
@@ -310,7 +314,7 @@ def fit(
                         for g, lr in zip(optimizer.param_groups, start_lrs):
                             g["lr"] = lr * lr_factor(epoch)
                 batches_in_epoch = len(train_loader)
-                batches = iter(train_loader)
+                batches = iterate(train_loader)
                 done_in_epoch = 0
                 while done_in_epoch < batches_in_epoch:
                     if stop_event is not None and stop_event.is_set():
@@ -318,7 +322,7 @@ def fit(
                         break
                     micro = min(accumulation_steps, batches_in_epoch - done_in_epoch)
                     history.lr.append(float(group["lr"]))
-                    history.momentum.append(_first_momentum(group))
+                    history.momentum.append(momentum_of(group))
                     step_loss, samples = None, 0
                     for index in range(micro):
                         inputs, targets = unpack(next(batches))

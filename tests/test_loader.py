@@ -113,3 +113,40 @@ def test_unpack_batch_explains_what_it_cannot_read():
         unpack_batch({"x": 1, "image": 2, "y": 3})
     with pytest.raises(TypeError, match="unpack="):
         unpack_batch(torch.ones(3))
+
+
+# ---- the fast path for DataLoader(TensorDataset) ----
+
+from disciplined_widgets.loader import iterate  # noqa: E402
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(batch_size=3, shuffle=True, generator=5),  # a seeded generator of its own
+    dict(batch_size=4, shuffle=True),  # the global RNG
+    dict(batch_size=4, shuffle=False, drop_last=True),
+])
+def test_iterate_gives_a_dataloaders_own_batches_and_rng_use(kwargs):
+    data = TensorDataset(torch.randn(10, 2), torch.arange(10), torch.arange(10.0) * 2)
+
+    def epochs(fast):
+        torch.manual_seed(0)
+        options = dict(kwargs)
+        if "generator" in options:
+            options["generator"] = torch.Generator().manual_seed(options["generator"])
+        loader = DataLoader(data, **options)
+        out = [list(iterate(loader) if fast else iter(loader)) for _ in range(3)]
+        return out, torch.rand(1)  # what the global RNG gives next
+
+    (fast, fast_next), (slow, slow_next) = epochs(True), epochs(False)
+    assert torch.equal(fast_next, slow_next)
+    for fast_epoch, slow_epoch in zip(fast, slow, strict=True):
+        for a, b in zip(fast_epoch, slow_epoch, strict=True):
+            assert type(a) is type(b) is list
+            assert all(torch.equal(x, y) and x.dtype == y.dtype for x, y in zip(a, b, strict=True))
+
+
+def test_iterate_leaves_other_loaders_alone():
+    custom = DataLoader(TensorDataset(X, Y), batch_size=2, collate_fn=lambda b: b)
+    assert not isinstance(iterate(custom), type(iterate(DataLoader(TensorDataset(X, Y)))))
+    assert len(list(iterate(custom))) == 5 and isinstance(next(iterate(custom)), list)
+    assert [len(y) for _, y in iterate([(X, Y)])] == [10]

@@ -68,3 +68,12 @@ def test_make_repository_rewrites_every_place(tmp_path):
     assert 'Repository = "https://github.com/someone/fork"' in (fork / "pyproject.toml").read_text()
     for notebook in (fork / "notebooks").glob("*.ipynb"):
         assert _github_projects(notebook.read_text()) == {"someone/fork"}
+
+
+def test_the_readme_python_examples_run(capsys):
+    namespace = {}
+    for block in re.findall(r"```python\n(.*?)```", README, re.S):
+        exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["history"].val_accuracy[-1] > 0.85
+    assert namespace["diagnose"](namespace["history"]).verdict in ("good", "underfitting", "overfitting")
+    assert namespace["low"] < namespace["high"]
