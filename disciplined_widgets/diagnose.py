@@ -56,14 +56,14 @@ def _mean(values) -> float:
 
 
 def diagnose(history, *, rise: float = 0.10, still_falling: float = 0.20,
-             learned: float = 0.5) -> Diagnosis:
+             learned: float = 0.5, grew: float = 2.0) -> Diagnosis:
     """Verdict on a run's curves.
 
     Validation losses are read relative to the drop they made, from the first evaluation to
     the best one, so that noise on a small loss does not count:
 
-    - ``diverged``: a non-finite loss, or a training loss that ended above ``1 + rise`` times
-      the first step's (the untrained model's loss);
+    - ``diverged``: a non-finite loss, or a training loss that ended above ``grew`` (2) times
+      the first step's;
     - ``too early to tell``: fewer than 3 evaluations;
     - ``overfitting``: after its minimum the validation loss rose by more than ``rise`` (10%)
       and gave back more than ``rise`` of its drop, while the training loss went below it;
@@ -81,7 +81,7 @@ def diagnose(history, *, rise: float = 0.10, still_falling: float = 0.20,
     end_train = _mean(train[-max(1, len(train) // 10):])
     evidence.update(initial_train_loss=start_train, final_train_loss=end_train)
     finite = all(math.isfinite(x) for x in train + val)
-    if not finite or history.stop_reason == "non_finite" or end_train > (1 + rise) * start_train:
+    if not finite or history.stop_reason == "non_finite" or end_train > grew * start_train:
         return Diagnosis("diverged", evidence, ADVICE["diverged"])
     if len(val) < 3:
         return Diagnosis("too early to tell", evidence, ADVICE["too early to tell"])
