@@ -319,3 +319,29 @@ def test_range_tests_bad_input(digits_loaders):
         range_tests(model, opt, nn.CrossEntropyLoss(), train, weight_decays=[])
     with pytest.raises(ValueError, match=">= 0"):
         range_tests(model, opt, nn.CrossEntropyLoss(), train, weight_decays=[-1e-4])
+
+
+def test_parallel_range_tests_with_disk_snapshots_do_not_collide(digits):
+    models = [trained("sgd", digits), trained("adamw", digits)]
+    loaders = [TensorLoader(digits.x_train, digits.y_train, 32, seed=s) for s in (1, 2)]
+    before = [everything(m, o, l) for (m, o, _), l in zip(models, loaders)]
+    results, errors = [None, None], []
+
+    def work(i):
+        try:
+            model, optimizer, loss = models[i]
+            results[i] = lr_range_test(model, optimizer, loss, loaders[i], num_iter=15,
+                                       snapshot="disk")
+        except Exception as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and all(len(r.lrs) == 15 for r in results)
+    for (model, optimizer, _), loader, saved in zip(models, loaders, before):
+        after = everything(model, optimizer, loader)
+        after["rng"] = saved["rng"]  # the global RNG is shared by the two threads
+        assert_bitwise_equal(saved, after)
