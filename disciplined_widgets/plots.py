@@ -17,10 +17,15 @@ def _axes(ax, size=(6.4, 4.0)):
 
 
 def plot_range_test(result, ax=None, *, show_raw: bool = True, bounds=None, color=None,
-                    label: str | None = None) -> Figure:
+                    label: str | None = None, earlier=()) -> Figure:
     """Loss against LR (log x): raw and smoothed loss, the suggestions, the bounds shaded
-    (``bounds`` or the result's suggested bounds), and validation points when there are any."""
+    (``bounds`` or the result's suggested bounds), validation points when there are any, and
+    the smoothed curves of ``earlier`` results for comparison."""
     figure, ax = _axes(ax)
+    for index, old in enumerate(earlier):
+        end = old.usable[1]
+        ax.plot(old.lrs[:end], old.smoothed_losses[:end], lw=1.2, alpha=0.6,
+                color=f"C{(index + 2) % 10}", label=f"earlier: {old.label}")
     s = result.suggestions
     start, end = result.usable
     if show_raw:
@@ -53,7 +58,7 @@ def plot_range_test(result, ax=None, *, show_raw: bool = True, bounds=None, colo
     ax.set_xscale("log" if result.mode == "exp" else "linear")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss")
-    ax.set_title(f"LR range test ({result.stop_reason}, {len(result.lrs)} steps)")
+    ax.set_title(f"LR range test ({result.stop_reason}, {len(result.lrs)} of {result.num_iter} steps)")
     ax.legend(fontsize="small")
     return figure
 

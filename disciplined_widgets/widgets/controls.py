@@ -1,0 +1,59 @@
+"""Controls that ipywidgets lacks: a range slider on a log scale for learning-rate bounds."""
+
+from __future__ import annotations
+
+import math
+
+import ipywidgets as widgets
+import traitlets
+
+
+def format_lr(lr: float) -> str:
+    return f"{lr:.3g}"
+
+
+class LogRangeSlider(widgets.HBox):
+    """A (low, high) learning-rate range on a log10 scale, shown in LR units.
+
+    ``value`` is the pair of learning rates; the slider underneath moves in log10 steps.
+    Bounds must be positive with ``low < high`` inside ``[min, max]``, as the core requires.
+    """
+
+    value = traitlets.Tuple(traitlets.Float(), traitlets.Float())
+    min = traitlets.Float(1e-7)
+    max = traitlets.Float(10.0)
+
+    def __init__(self, value=(1e-3, 1e-2), *, min: float = 1e-7, max: float = 10.0,
+                 description: str = "LR bounds", steps_per_decade: int = 20, **kwargs):
+        if not (0 < min < max):
+            raise ValueError(f"min and max must satisfy 0 < min < max, got {min!r}, {max!r}")
+        self._slider = widgets.FloatRangeSlider(
+            min=math.log10(min), max=math.log10(max), step=1 / steps_per_decade,
+            readout=False, description=description, continuous_update=True,
+            layout=widgets.Layout(width="420px"), style={"description_width": "initial"})
+        self._readout = widgets.Label()
+        super().__init__([self._slider, self._readout], min=min, max=max, **kwargs)
+        self.value = tuple(value)
+        self._slider.observe(self._from_slider, "value")
+
+    @traitlets.validate("value")
+    def _check(self, proposal):
+        low, high = proposal["value"]
+        low, high = max(low, self.min), min(high, self.max)  # inside the slider's range
+        if not (0 < low < high):
+            raise traitlets.TraitError(
+                f"LR bounds must satisfy 0 < low < high within [{self.min:g}, {self.max:g}], "
+                f"got {proposal['value']}")
+        return (low, high)
+
+    @traitlets.observe("value")
+    def _to_slider(self, change):
+        low, high = change["new"]
+        self._slider.value = (math.log10(low), math.log10(high))
+        self._readout.value = f"{format_lr(low)} to {format_lr(high)}"
+
+    def _from_slider(self, change):
+        low, high = change["new"]
+        if high > low:
+            self.value = (10 ** low, 10 ** high)
+

@@ -1,0 +1,95 @@
+"""Run and Stop around one background worker: the part every running widget shares.
+
+A click on Run starts the work in one thread (a second click while it runs does nothing);
+Stop sets an event that the core checks between steps. Errors are caught in the worker and
+shown in the widget with their message. ``run()`` does the same work and waits for it, for
+scripts, tests and notebook execution. Worker threads only set trait values (never
+``with output:``), which is safe from a thread.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+
+import ipywidgets as widgets
+
+
+class Runner(widgets.VBox):
+    """Base class: subclasses implement ``_work(stop_event)`` and ``_result()``."""
+
+    def __init__(self, children=(), **kwargs):
+        self.run_button = widgets.Button(description="Run", button_style="success", icon="play",
+                                         tooltip="Start in the background")
+        self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop",
+                                          disabled=True, tooltip="Stop after the current step")
+        self.progress = widgets.IntProgress(value=0, min=0, max=1,
+                                            layout=widgets.Layout(width="260px"))
+        self.status = widgets.HTML()
+        self.error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._started = 0.0
+        self.run_button.on_click(lambda _: self.start())
+        self.stop_button.on_click(lambda _: self.stop())
+        bar = widgets.HBox([self.run_button, self.stop_button, self.progress, self.status])
+        super().__init__([*children, bar], **kwargs)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> bool:
+        """Start the work in a background thread; False (and nothing done) if it is running."""
+        if self.running:
+            return False
+        self._stop.clear()
+        self.error = None
+        self.run_button.disabled, self.stop_button.disabled = True, False
+        self.status.value = "running..."
+        self._started = time.monotonic()
+        self._thread = threading.Thread(target=self._worker, daemon=True,
+                                        name=type(self).__name__)
+        self._thread.start()
+        return True
+
+    def stop(self) -> None:
+        """Ask the work to stop after the current step."""
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run(self):
+        """Do the work and wait for it; returns the result (raises the worker's error)."""
+        if not self.start():
+            raise RuntimeError(f"{type(self).__name__} is already running")
+        self.wait()
+        if self.error is not None:
+            raise self.error
+        return self._result()
+
+    def set_progress(self, done: int, total: int | None) -> None:
+        self.progress.max = max(1, total or done)
+        self.progress.value = min(done, self.progress.max)
+
+    def _worker(self) -> None:
+        try:
+            self._work(self._stop)
+            elapsed = time.monotonic() - self._started
+            self.status.value = (f"stopped after {elapsed:.1f} s" if self._stop.is_set()
+                                 else f"done in {elapsed:.1f} s")
+        except BaseException as error:  # shown to the user, re-raised by run()
+            self.error = error
+            self.status.value = (f"<span style='color:#c62828'><b>{type(error).__name__}:</b> "
+                                 f"{html.escape(str(error))}</span>")
+        finally:
+            self.run_button.disabled, self.stop_button.disabled = False, True
+
+    def _work(self, stop_event: threading.Event) -> None:
+        raise NotImplementedError
+
+    def _result(self):
+        raise NotImplementedError
