@@ -107,3 +107,87 @@ def plot_schedule(preview, ax=None) -> Figure:
         third.set_ylabel("batch size")
     ax.legend(handles=handles, labels=[h.get_label() for h in handles], fontsize="small")
     return figure
+
+
+def _smooth(values, window: int):
+    """Running mean over ``window`` points (for noisy per-step losses)."""
+    if window <= 1 or len(values) < window:
+        return list(values)
+    out, total = [], 0.0
+    for i, value in enumerate(values):
+        total += value
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_history(history, axes=None, *, earlier=(), x: str = "epoch") -> Figure:
+    """Training curves: loss (train smoothed per step, validation per evaluation), validation
+    accuracy, and LR with momentum; ``earlier`` histories are drawn thinner for comparison.
+    ``x`` is ``"epoch"``, ``"step"`` (parameter updates) or ``"time"`` (seconds)."""
+    if axes is None:
+        figure = Figure(figsize=(12, 3.4), layout="constrained")
+        axes = figure.subplots(1, 3)
+    figure = axes[0].figure
+    ax_loss, ax_acc, ax_lr = axes
+    x_step = {"epoch": "epoch", "step": "step", "time": "time"}[x]
+    x_eval = {"epoch": "eval_epoch", "step": "eval_step", "time": "eval_time"}[x]
+    runs = [(h, f"earlier {i + 1}", 1.0, 0.5) for i, h in enumerate(earlier)]
+    runs.append((history, "this run", 1.8, 1.0))
+    for index, (run, label, width, alpha) in enumerate(runs):
+        color = "tab:blue" if run is history else f"C{(index + 2) % 10}"
+        n = min(len(run.train_loss), len(getattr(run, x_step)))
+        window = max(1, n // 50)
+        ax_loss.plot(getattr(run, x_step)[:n], _smooth(run.train_loss[:n], window), lw=width * 0.6,
+                     alpha=0.6 * alpha, color=color)
+        m = min(len(run.val_loss), len(getattr(run, x_eval)))
+        if m:
+            ax_loss.plot(getattr(run, x_eval)[:m], run.val_loss[:m], "o-", ms=3, lw=width,
+                         alpha=alpha, color=color, label=f"{label} (validation)")
+            accuracy = [a for a in run.val_accuracy[:m] if a is not None]
+            if len(accuracy) == m:
+                ax_acc.plot(getattr(run, x_eval)[:m], accuracy, "o-", ms=3, lw=width,
+                            alpha=alpha, color=color, label=label)
+    xlabel = {"epoch": "epoch", "step": "parameter updates", "time": "seconds"}[x]
+    ax_loss.set(xlabel=xlabel, ylabel="loss", title="Loss (line: train, dots: validation)")
+    ax_acc.set(xlabel=xlabel, ylabel="accuracy", title="Validation accuracy")
+    if ax_loss.get_legend_handles_labels()[0] and earlier:
+        ax_loss.legend(fontsize="small")
+    n = min(len(history.step), len(history.lr))
+    ax_lr.plot(history.step[:n], history.lr[:n], color="tab:red", lw=1.5, label="learning rate")
+    ax_lr.set(xlabel="step", ylabel="learning rate", title="Learning rate and momentum")
+    momentum = history.momentum[:n]
+    if n and all(m is not None for m in momentum):
+        twin = ax_lr.twinx()
+        twin.plot(history.step[:n], momentum, color="tab:gray", ls="--", label="momentum")
+        twin.set_ylabel("momentum")
+    return figure
+
+
+X_FIELDS = {"epoch": ("eval_epoch", "epoch"), "step": ("eval_step", "parameter updates"),
+            "time": ("eval_time", "seconds")}
+
+
+def plot_comparison(comparison, x: str = "epoch", axes=None) -> Figure:
+    """Validation loss and accuracy of every run of a comparison against epochs, parameter
+    updates or wall time (``x`` = ``"epoch"``, ``"step"`` or ``"time"``)."""
+    if axes is None:
+        figure = Figure(figsize=(11, 3.6), layout="constrained")
+        axes = figure.subplots(1, 2)
+    figure = axes[0].figure
+    field, xlabel = X_FIELDS[x]
+    for index, (label, history) in enumerate(zip(comparison.labels, comparison.histories)):
+        n = min(len(history.val_loss), len(getattr(history, field)))
+        xs = getattr(history, field)[:n]
+        axes[0].plot(xs, history.val_loss[:n], "o-", ms=3, color=f"C{index}", label=label)
+        accuracy = history.val_accuracy[:n]
+        if n and all(a is not None for a in accuracy):
+            axes[1].plot(xs, accuracy, "o-", ms=3, color=f"C{index}", label=label)
+    name = comparison.parameter.replace("_", " ")
+    axes[0].set(xlabel=xlabel, ylabel="validation loss", title=f"Validation loss by {name}")
+    axes[1].set(xlabel=xlabel, ylabel="validation accuracy", title=f"Validation accuracy by {name}")
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+    return figure

@@ -4,8 +4,11 @@ Core ipywidgets 8 controls only, so they work in JupyterLab, Notebook 7, VS Code
 Colab without extra set-up.
 """
 
+from .compare_widget import CompareWidget
 from .controls import LogRangeSlider
 from .live_plot import LivePlot
 from .range_test_widget import RangeTestWidget
+from .schedule_widget import ScheduleWidget
+from .train_widget import TrainWidget
 
-__all__ = ["LivePlot", "LogRangeSlider", "RangeTestWidget"]
+__all__ = ["CompareWidget", "LivePlot", "LogRangeSlider", "RangeTestWidget", "ScheduleWidget", "TrainWidget"]

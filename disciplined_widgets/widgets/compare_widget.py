@@ -1,0 +1,143 @@
+"""CompareWidget: one short training per value of a hyper-parameter, curves overlaid."""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+
+import ipywidgets as widgets
+
+from ..comparisons import Comparison, compare, describe
+from ..plots import plot_comparison
+from ..schedules import BatchSizeSchedule
+from ..train import History
+from .live_plot import LivePlot
+from .runner import Runner
+
+EXAMPLES = {
+    "batch_size": "64, 128, 256, 512",
+    "momentum": "0.9, 0.95, 0.99, cyclical",
+    "weight_decay": "1e-3, 1e-4, 1e-5, 0",
+    "schedule": "LR decay, batch growth, hybrid",
+}
+WIDE = {"description_width": "110px"}
+
+
+class CompareWidget(Runner):
+    """Runs :func:`~disciplined_widgets.comparisons.compare` and overlays the runs live.
+
+    Values are typed comma-separated. For ``schedule`` they are ``LR decay``, ``batch growth``
+    and ``hybrid`` at the milestone epochs given, by ``factor`` (the hybrid grows the batch
+    once, then decays the LR). ``comparison`` holds the result; ``run()`` runs and waits.
+    """
+
+    def __init__(self, model, optimizer, criterion, train_loader, val_loader=None, *,
+                 parameter: str = "batch_size", values: str | None = None, epochs: int = 5,
+                 max_lr: float | None = None, milestones: str = "2, 4", factor: float = 5.0,
+                 **fit_options):
+        self._data = (model, optimizer, criterion, train_loader, val_loader)
+        self.fit_options = fit_options
+        self.comparison: Comparison | None = None
+        self.parameter = widgets.Dropdown(options=list(EXAMPLES), value=parameter,
+                                          description="compare", style=WIDE)
+        self.values = widgets.Text(values or EXAMPLES[parameter], description="values",
+                                   style=WIDE, layout=widgets.Layout(width="380px"))
+        self.epochs = widgets.BoundedIntText(epochs, min=1, max=10_000, description="epochs",
+                                             style=WIDE)
+        self.use_one_cycle = widgets.Checkbox(max_lr is not None, description="1cycle up to")
+        self.max_lr = widgets.FloatLogSlider(max_lr or 0.1, min=-5, max=1, step=0.05,
+                                             description="max LR", style=WIDE)
+        self.milestones = widgets.Text(milestones, description="milestones", style=WIDE)
+        self.factor = widgets.BoundedFloatText(factor, min=1.01, max=100, description="factor",
+                                               style=WIDE)
+        self.x_axis = widgets.ToggleButtons(options=["epoch", "step", "time"], value="epoch",
+                                            description="x axis")
+        self.table = widgets.HTML()
+        self._live: list[History] = []
+        self.plot = LivePlot(self._draw)
+        self.parameter.observe(lambda c: setattr(self.values, "value", EXAMPLES[c["new"]]), "value")
+        self.x_axis.observe(lambda _: self.plot.update(self._current()), "value")
+        controls = widgets.VBox([
+            widgets.HBox([self.parameter, self.values, self.epochs]),
+            widgets.HBox([self.use_one_cycle, self.max_lr, self.milestones, self.factor]),
+            self.x_axis,
+        ])
+        super().__init__([controls, self.plot.image, self.table])
+
+    def parsed_values(self) -> list:
+        """The typed values as the core wants them."""
+        parts = [p.strip() for p in self.values.value.split(",") if p.strip()]
+        parameter = self.parameter.value
+        if parameter == "batch_size":
+            return [int(p) for p in parts]
+        if parameter == "momentum":
+            return [p if p == "cyclical" else float(p) for p in parts]
+        if parameter == "weight_decay":
+            return [float(p) for p in parts]
+        batch = self._data[3].batch_size
+        milestones = tuple(int(m) for m in self.milestones.value.split(",") if m.strip())
+        factor = self.factor.value
+        kinds = {"LR decay": batch, "batch growth": None, "hybrid": round(batch * factor),
+                 "constant": "constant"}
+        unknown = [p for p in parts if p not in kinds]
+        if unknown:
+            raise ValueError(f"unknown schedules {unknown}; use {list(kinds)}")
+        return [None if kinds[p] == "constant" else
+                BatchSizeSchedule(batch, milestones, factor=factor, max_batch_size=kinds[p])
+                for p in parts]
+
+    def _current(self) -> Comparison:
+        if self.comparison is not None:
+            return self.comparison
+        values = self._values_in_progress[:len(self._live)]
+        return Comparison(self.parameter.value, values, list(self._live))
+
+    def _draw(self, comparison: Comparison):
+        return plot_comparison(comparison, x=self.x_axis.value)
+
+    def _work(self, stop_event: threading.Event) -> None:
+        values = self.parsed_values()
+        self.comparison, self._live, self._values_in_progress = None, [], values
+        self.table.value = ""
+        last = [0.0]
+        total_runs = len(values)
+
+        def on_event(index: int, history: History) -> None:
+            now = time.monotonic()
+            if now - last[0] < 0.5:
+                return
+            last[0] = now
+            copy = History.from_dict(history.to_dict())
+            self._live[index:] = [copy]
+            self.set_progress(index, total_runs)
+            self.status.value = f"run {index + 1} of {total_runs}: {html.escape(describe(values[index]))}"
+            self.plot.update(self._current())
+
+        model, optimizer, criterion, train_loader, val_loader = self._data
+        max_lr = self.max_lr.value if self.use_one_cycle.value else None
+        self.comparison = compare(model, optimizer, criterion, train_loader, val_loader,
+                                  parameter=self.parameter.value, values=values,
+                                  epochs=self.epochs.value, max_lr=max_lr, callback=on_event,
+                                  stop_event=stop_event, **self.fit_options)
+        self.set_progress(total_runs, total_runs)
+        self.table.value = _html_table(self.comparison.table())
+        self.plot.flush(self.comparison)
+
+    def _result(self) -> Comparison:
+        return self.comparison
+
+
+def _html_table(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+
+    def cell(value):
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return html.escape(str(value))
+
+    head = "".join(f"<th style='padding:2px 8px'>{html.escape(k)}</th>" for k in rows[0])
+    body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px'>{cell(v)}</td>"
+                                    for v in row.values()) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
