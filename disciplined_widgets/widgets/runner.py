@@ -48,6 +48,7 @@ class Runner(widgets.VBox):
         self.error = None
         self.run_button.disabled, self.stop_button.disabled = True, False
         self.status.value = "running..."
+        self.progress.value = 0
         self._started = time.monotonic()
         self._thread = threading.Thread(target=self._worker, daemon=True,
                                         name=type(self).__name__)

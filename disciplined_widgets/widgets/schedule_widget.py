@@ -86,7 +86,10 @@ class ScheduleWidget(widgets.VBox):
             return None
         if self.train_loader is None or not hasattr(self.train_loader, "batch_size"):
             raise ValueError("batch-size milestones need a train_loader with a batch size")
-        milestones = tuple(int(part) for part in text.replace(";", ",").split(",") if part.strip())
+        try:
+            milestones = tuple(int(p) for p in text.replace(";", ",").split(",") if p.strip())
+        except ValueError:
+            raise ValueError(f"batch x at epochs: expected epochs such as '30, 60', got {text!r}") from None
         return BatchSizeSchedule(self.train_loader.batch_size, milestones,
                                  factor=self.batch_factor.value,
                                  max_batch_size=self.max_batch.value or None)

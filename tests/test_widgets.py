@@ -1,0 +1,213 @@
+"""The widgets without a frontend: controls, clicks on Run and Stop, results, live plots."""
+
+import time
+
+import pytest
+import torch
+import traitlets
+from torch import nn
+
+from disciplined_widgets import TensorLoader, one_cycle
+from disciplined_widgets.models import MLP, SmallCNN
+from disciplined_widgets.widgets import (CompareWidget, LivePlot, LogRangeSlider, RangeTestWidget,
+                                         ScheduleWidget, TrainWidget)
+
+
+@pytest.fixture
+def setup(digits):
+    torch.manual_seed(0)
+    model = SmallCNN()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    train = TensorLoader(digits.x_train, digits.y_train, 64, seed=0)
+    val = TensorLoader(digits.x_val, digits.y_val, 512, shuffle=False)
+    return model, optimizer, nn.CrossEntropyLoss(), train, val
+
+
+def wait_until(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def fast_plot(widget):
+    widget.plot.interval, widget.plot.budget = 0.02, 1.0
+
+
+# ---- building blocks ----
+
+def test_log_range_slider_speaks_learning_rates():
+    slider = LogRangeSlider(value=(1e-3, 1e-1), min=1e-6, max=10)
+    assert slider._slider.value == pytest.approx((-3, -1))
+    assert slider._readout.value == "0.001 to 0.1"
+    slider._slider.value = (-2, 0)  # the user drags
+    assert slider.value == pytest.approx((1e-2, 1.0))
+    slider.value = (1e-9, 1e-4)  # clamped into the slider's range
+    assert slider.value == pytest.approx((1e-6, 1e-4))
+    with pytest.raises(traitlets.TraitError, match="low < high"):
+        slider.value = (0.1, 0.01)
+    with pytest.raises(ValueError, match="0 < min < max"):
+        LogRangeSlider(min=0.0, max=1.0)
+
+
+def test_live_plot_is_throttled_and_flush_shows_the_final_state():
+    from matplotlib.figure import Figure
+
+    def draw(n):
+        figure = Figure(figsize=(2, 2))
+        figure.add_subplot().plot(range(n))
+        return figure
+
+    plot = LivePlot(draw, max_fps=5)
+    for n in range(2, 60):
+        plot.update(n)
+    time.sleep(0.5)
+    assert 1 <= plot.renders <= 3  # a burst of 58 updates costs a drawing or two
+    before = plot.image.value
+    plot.flush(100)
+    assert plot.image.value != before and bytes(plot.image.value).startswith(b"\x89PNG")
+
+
+# ---- RangeTestWidget ----
+
+def test_range_widget_run_button_result_bounds_and_changing_plot(setup):
+    widget = RangeTestWidget(*setup, num_iter=300, start_lr=1e-5)
+    fast_plot(widget)
+    images = []
+    widget.plot.image.observe(lambda change: images.append(change["new"]), "value")
+    widget.run_button.click()
+    assert widget.running and widget.run_button.disabled and not widget.stop_button.disabled
+    assert widget.start() is False  # a second click while running does nothing
+    widget.wait()
+    assert widget.error is None and widget.result.stop_reason in ("completed", "diverged")
+    assert len(set(images)) >= 2  # drawn while running, and the final state
+    assert widget.selected_bounds == pytest.approx(widget.result.suggestions.bounds)
+    assert "Suggested" in widget.suggestion.value and "steepest" in widget.suggestion.value
+    assert widget.progress.value == len(widget.result.lrs)
+    widget.bounds.value = (1e-3, 1e-2)  # the user moves the bounds
+    assert widget.selected_bounds == pytest.approx((1e-3, 1e-2))
+    assert not widget.run_button.disabled and widget.stop_button.disabled
+
+
+def test_blocking_run_gives_the_same_result_as_the_button(setup):
+    widget = RangeTestWidget(*setup, num_iter=40)
+    widget.run_button.click()
+    widget.wait()
+    clicked = widget.result
+    assert widget.run().losses == clicked.losses
+
+
+def test_stop_takes_effect_within_a_step(setup):
+    widget = RangeTestWidget(*setup, num_iter=5000, start_lr=1e-6, end_lr=1e-3)
+    widget.run_button.click()
+    wait_until(lambda: widget.progress.value >= 5)
+    widget.stop_button.click()
+    widget.wait(timeout=10)
+    assert not widget.running and widget.result.stop_reason == "stopped"
+    assert len(widget.result.lrs) < 5000 and "stopped" in widget.status.value
+
+
+def test_an_error_is_shown_in_the_widget_and_the_model_is_restored(setup):
+    model, optimizer, _, train, val = setup
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    calls = []
+
+    def broken(outputs, targets):
+        calls.append(1)
+        if len(calls) > 3:
+            raise ValueError("targets out of range")
+        return nn.functional.cross_entropy(outputs, targets)
+
+    widget = RangeTestWidget(model, optimizer, broken, train, num_iter=20)
+    widget.run_button.click()
+    widget.wait()
+    assert isinstance(widget.error, ValueError)
+    assert "ValueError" in widget.status.value and "targets out of range" in widget.status.value
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="targets out of range"):
+        widget.run()
+
+
+def test_smoothing_resmooths_without_running_and_earlier_runs_overlay(setup):
+    widget = RangeTestWidget(*setup, num_iter=60)
+    first = widget.run()
+    widget.smooth.value = 0.5
+    assert widget.result.losses == first.losses and widget.result.smooth == 0.5
+    widget.keep_runs.value = True
+    widget.weight_decay.value = 1e-2
+    widget.run()
+    assert widget.earlier and widget.result.settings == {"weight_decay": 1e-2}
+    labels = widget._draw(widget.result).axes[0].get_legend_handles_labels()[1]
+    assert any(label.startswith("earlier") for label in labels)
+    assert "image/png" in widget._repr_mimebundle_()
+
+
+def test_unknown_options_reach_the_core_and_fail_there(setup):
+    widget = RangeTestWidget(*setup, num_iter=10, val_evry=3)
+    with pytest.raises(TypeError, match="val_evry"):
+        widget.run()
+
+
+# ---- ScheduleWidget ----
+
+def test_schedule_widget_previews_follows_and_builds_what_fit_uses(setup):
+    model, optimizer, criterion, train, val = setup
+    schedule = ScheduleWidget(train, epochs=2, max_lr=0.3)
+    shown = schedule.preview()
+    assert len(shown.lr) == 2 * len(train) and max(shown.lr) == pytest.approx(0.3, rel=0.02)
+    schedule.policy.value = "CLR"
+    assert "steps" in schedule.message.value
+    schedule.policy.value = "1cycle"
+    ranges = RangeTestWidget(model, optimizer, criterion, train, num_iter=60)
+    ranges.run()
+    schedule.follow(ranges)
+    low, high = ranges.selected_bounds
+    assert schedule.max_lr.value == pytest.approx(high, rel=0.15)  # the slider's own steps
+    schedule.milestones.value = "oops"
+    assert "expected epochs such as '30, 60'" in schedule.message.value
+
+
+# ---- TrainWidget ----
+
+def test_train_widget_runs_stops_and_restarts_from_the_initial_weights(setup):
+    model, optimizer, criterion, train, val = setup
+    schedule = ScheduleWidget(train, epochs=2, max_lr=0.2)
+    widget = TrainWidget(model, optimizer, criterion, train, val, schedule=schedule,
+                         update_every=0.05)
+    fast_plot(widget)
+    history = widget.run()
+    assert history.stop_reason == "completed" and history.steps_done == 2 * len(train)
+    assert history.lr == pytest.approx(schedule.preview().lr)
+    assert widget.verdict.value  # diagnose's verdict shown
+    assert widget.plot.renders < history.steps_done / 5  # redraws are throttled
+
+    schedule.epochs.value = 1000
+    widget.epochs.value = 1000
+    widget.run_button.click()
+    wait_until(lambda: widget.progress.value > 0)
+    widget.stop_button.click()
+    widget.wait(timeout=10)
+    second = widget.history
+    assert second.stop_reason == "stopped" and second.steps_done < second.total_steps
+    assert second.train_loss[0] == pytest.approx(history.train_loss[0])  # same starting weights
+    assert widget.earlier == [history]
+
+
+# ---- CompareWidget ----
+
+def test_compare_widget_overlays_runs_and_leaves_the_model_alone(setup):
+    model, optimizer, criterion, train, val = setup
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    widget = CompareWidget(model, optimizer, criterion, train, val, parameter="weight_decay",
+                           values="1e-3, 0", epochs=2, max_lr=0.2)
+    comparison = widget.run()
+    assert comparison.labels == ["0.001", "0"]
+    rows = comparison.table()
+    assert [r["updates"] for r in rows] == [2 * len(train)] * 2
+    assert "<table>" in widget.table.value and "best val accuracy" in widget.table.value
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert optimizer.param_groups[0]["weight_decay"] == 5e-4 and train.batch_size == 64
+    widget.parameter.value = "schedule"
+    assert widget.values.value == "LR decay, batch growth, hybrid"
+    values = widget.parsed_values()
+    assert [v.max_batch_size for v in values] == [64, None, 320]
