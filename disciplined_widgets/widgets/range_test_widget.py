@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import threading
 
 import ipywidgets as widgets
@@ -141,10 +140,3 @@ class RangeTestWidget(Runner):
         finished = result is self.result
         return plot_range_test(result, bounds=self.bounds.value if finished else None,
                                earlier=self.earlier)
-
-    def _repr_mimebundle_(self, **kwargs):
-        """The widget, plus its plot as a PNG for places without a widget frontend."""
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if self.plot.image.value:
-            bundle["image/png"] = base64.b64encode(self.plot.image.value).decode("ascii")
-        return bundle

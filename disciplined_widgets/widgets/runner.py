@@ -9,6 +9,7 @@ scripts, tests and notebook execution. Worker threads only set trait values (nev
 
 from __future__ import annotations
 
+import base64
 import html
 import threading
 import time
@@ -94,3 +95,14 @@ class Runner(widgets.VBox):
 
     def _result(self):
         raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}: a live widget (open the notebook in Jupyter to use it)"
+
+    def _repr_mimebundle_(self, **kwargs):
+        """The widget, plus its last plot as a PNG for places without a widget frontend."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        image = getattr(getattr(self, "plot", None), "image", None)
+        if image is not None and image.value:
+            bundle["image/png"] = base64.b64encode(image.value).decode("ascii")
+        return bundle

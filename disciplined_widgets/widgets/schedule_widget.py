@@ -77,6 +77,9 @@ class ScheduleWidget(widgets.VBox):
         ])
         self.refresh()
 
+    def __repr__(self) -> str:
+        return "ScheduleWidget: a live widget (open the notebook in Jupyter to use it)"
+
     # ---- what the core needs ----
 
     @property
