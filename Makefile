@@ -37,6 +37,7 @@ test: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/loop_overhead.py
 	$(BIN)/python benchmarks/range_test.py
+	$(BIN)/python benchmarks/widget_overhead.py
 
 # For a fork: make repository NEW=owner/name  (rewrites pyproject.toml, README and notebooks)
 repository:

@@ -17,10 +17,11 @@ def _axes(ax, size=(6.4, 4.0)):
 
 
 def plot_range_test(result, ax=None, *, show_raw: bool = True, bounds=None, color=None,
-                    label: str | None = None, earlier=()) -> Figure:
-    """Loss against LR (log x): raw and smoothed loss, the suggestions, the bounds shaded
-    (``bounds`` or the result's suggested bounds), validation points when there are any, and
-    the smoothed curves of ``earlier`` results for comparison."""
+                    label: str | None = None, earlier=(), suggestions: bool = True) -> Figure:
+    """Loss against LR (log x): raw and smoothed loss, the suggestions and the bounds shaded
+    (``bounds`` or the result's suggested bounds) unless ``suggestions=False`` (a test still
+    running), validation points when there are any, and the smoothed curves of ``earlier``
+    results for comparison."""
     figure, ax = _axes(ax)
     for index, old in enumerate(earlier):
         end = old.usable[1]
@@ -38,7 +39,7 @@ def plot_range_test(result, ax=None, *, show_raw: bool = True, bounds=None, colo
         ax.plot(result.val_lrs, result.val_losses, "o--", color="tab:orange", ms=4,
                 label="validation loss")
     shade = bounds if bounds is not None else s.bounds
-    if shade is not None:
+    if suggestions and shade is not None:
         ax.axvspan(*shade, color="tab:green", alpha=0.12,
                    label=f"bounds {shade[0]:.2g} to {shade[1]:.2g}")
     markers = {"steepest": ("v", "tab:red"), "minimum": ("s", "tab:purple"),
@@ -46,7 +47,7 @@ def plot_range_test(result, ax=None, *, show_raw: bool = True, bounds=None, colo
     lrs = result.lrs[:end]
     for name, (marker, marker_color) in markers.items():
         lr = getattr(s, name)
-        if lr is None or not lrs:
+        if not suggestions or lr is None or not lrs:
             continue
         nearest = min(range(len(lrs)), key=lambda i: abs(lrs[i] - lr))
         ax.plot(lr, smoothed[nearest], marker, color=marker_color, ms=8, label=f"{name}: {lr:.2g}")

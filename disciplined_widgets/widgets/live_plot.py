@@ -2,7 +2,7 @@
 
 The training thread only hands over the latest data (``update``): a renderer thread draws it
 off-screen with Agg at most ``max_fps`` times a second, and no more often than keeps drawing
-under ``budget`` (5%) of the time, since drawing holds Python's GIL that training also needs.
+under ``budget`` (3%) of the time, since drawing holds Python's GIL that training also needs.
 A burst of updates costs one drawing. ``flush`` draws the final state at once. Where no widget
 frontend exists (a static render of the notebook, a terminal), the plot shows as a PNG.
 """
@@ -31,9 +31,11 @@ class LivePlot:
     """``draw(data) -> Figure`` rendered into ``self.image`` (throttled, off the caller's thread)."""
 
     def __init__(self, draw: Callable[[Any], Figure], *, max_fps: float = 4.0,
-                 budget: float = 0.05, dpi: int = 80):
+                 budget: float = 0.03, dpi: int = 80):
         self.draw, self.interval, self.budget, self.dpi = draw, 1.0 / max_fps, budget, dpi
-        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        # hidden until the first drawing, so no empty-image icon shows
+        self.image = widgets.Image(format="png",
+                                   layout=widgets.Layout(max_width="100%", display="none"))
         self.renders = 0
         self._latest: Any = None
         self._pending = threading.Event()
@@ -71,4 +73,5 @@ class LivePlot:
             return
         with self._lock:
             self.image.value = figure_png(self.draw(data), self.dpi)
+            self.image.layout.display = None
             self.renders += 1

@@ -139,4 +139,4 @@ class RangeTestWidget(Runner):
     def _draw(self, result: RangeTestResult):
         finished = result is self.result
         return plot_range_test(result, bounds=self.bounds.value if finished else None,
-                               earlier=self.earlier)
+                               earlier=self.earlier, suggestions=finished)

@@ -45,16 +45,19 @@ class Runner(widgets.VBox):
         """Start the work in a background thread; False (and nothing done) if it is running."""
         if self.running:
             return False
+        self._prepare()
+        self._thread = threading.Thread(target=self._execute, daemon=True,
+                                        name=type(self).__name__)
+        self._thread.start()
+        return True
+
+    def _prepare(self) -> None:
         self._stop.clear()
         self.error = None
         self.run_button.disabled, self.stop_button.disabled = True, False
         self.status.value = "running..."
         self.progress.value = 0
         self._started = time.monotonic()
-        self._thread = threading.Thread(target=self._worker, daemon=True,
-                                        name=type(self).__name__)
-        self._thread.start()
-        return True
 
     def stop(self) -> None:
         """Ask the work to stop after the current step."""
@@ -65,10 +68,14 @@ class Runner(widgets.VBox):
             self._thread.join(timeout)
 
     def run(self):
-        """Do the work and wait for it; returns the result (raises the worker's error)."""
-        if not self.start():
+        """Do the work in this thread and wait for it; returns the result (raises the error).
+
+        The same work as the Run button. In this thread PyTorch's CPU ops also run at full
+        speed: from a second thread, OpenMP throttles its thread pools (see ``_execute``)."""
+        if self.running:
             raise RuntimeError(f"{type(self).__name__} is already running")
-        self.wait()
+        self._prepare()
+        self._execute()
         if self.error is not None:
             raise self.error
         return self._result()
@@ -77,7 +84,7 @@ class Runner(widgets.VBox):
         self.progress.max = max(1, total or done)
         self.progress.value = min(done, self.progress.max)
 
-    def _worker(self) -> None:
+    def _execute(self) -> None:
         try:
             self._work(self._stop)
             elapsed = time.monotonic() - self._started

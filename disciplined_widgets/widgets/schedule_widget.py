@@ -9,7 +9,7 @@ from ..plots import plot_schedule
 from ..schedules import BatchSizeSchedule, SchedulePreview, cyclical, one_cycle, preview
 from .live_plot import LivePlot
 
-WIDE = {"description_width": "120px"}
+WIDE = {"description_width": "150px"}
 
 
 def _probe_optimizer() -> torch.optim.Optimizer:
@@ -153,7 +153,10 @@ class ScheduleWidget(widgets.VBox):
             return
         self.message.value = (f"{len(shown.step)} steps; LR {min(shown.lr):.3g} to "
                               f"{max(shown.lr):.3g}")
-        self.plot.update(shown)
+        if self.plot.renders:
+            self.plot.update(shown)
+        else:
+            self.plot.flush(shown)  # the first preview at once
 
     def follow(self, range_test_widget) -> None:
         """Set max LR and the divisor from the range test's chosen bounds, now and on change."""

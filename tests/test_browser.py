@@ -1,0 +1,159 @@
+"""The widgets in real JupyterLab, started as `make lab` starts it, driven in headless Chromium.
+
+Runs the widgets tour up to the range-test widget, clicks Run and waits for the plot and the
+suggestion; runs the training widget on a long schedule, clicks Stop and sees it stop; checks
+that no cell shows an error. Screenshots of every step go to a temporary folder (printed).
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+TOKEN = "dw-browser-test"
+
+pytestmark = pytest.mark.browser
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab():
+    """JupyterLab via `make lab` on a free loopback port, with pop-ups configured away."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does)")
+    home = Path(tempfile.mkdtemp(prefix="dw-lab-"))
+    settings = home / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    port = free_port()
+    env = {**os.environ, "JUPYTER_TOKEN": TOKEN, "JUPYTER_CONFIG_DIR": str(home / "config"),
+           "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "BROWSER": "true"}
+    server = subprocess.Popen(["make", "lab", f"PORT={port}"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
+            break
+        except OSError:
+            assert time.monotonic() < deadline and server.poll() is None, "JupyterLab did not start"
+            time.sleep(0.5)
+    yield url
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def page(lab):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        yield page
+        browser.close()
+
+
+class Shots:
+    def __init__(self, page):
+        self.page, self.folder, self.count = page, Path(tempfile.mkdtemp(prefix="dw-shots-")), 0
+        print(f"screenshots in {self.folder}")
+
+    def __call__(self, name):
+        self.count += 1
+        self.page.screenshot(path=str(self.folder / f"{self.count:02d}_{name}.png"))
+
+
+def run_cells(page, count):
+    """Shift+Enter ``count`` times from the active cell, waiting for the kernel each time."""
+    for _ in range(count):
+        page.keyboard.press("Shift+Enter")
+        wait_idle(page)
+
+
+def select_cell(page, index):
+    """Make cell ``index`` the active one, in command mode."""
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    cell.scroll_into_view_if_needed()
+    cell.locator(".jp-InputPrompt").click()
+    page.keyboard.press("Escape")
+
+
+def wait_idle(page, timeout=120_000):
+    page.wait_for_function(
+        "() => !document.querySelector('.jp-Notebook .jp-Cell .jp-InputPrompt')"
+        "?.closest('.jp-Notebook').querySelector('.jp-InputPrompt:is([data-prompt=\"*\"])')"
+        " && [...document.querySelectorAll('.jp-InputPrompt')].every(p => !p.textContent.includes('*'))",
+        timeout=timeout)
+
+
+def test_widgets_in_jupyterlab(lab, page):
+    shots = Shots(page)
+    page.goto(f"{lab}/lab/tree/widgets_tour.ipynb?token={TOKEN}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    shots("opened")
+
+    # Run the title, set-up, data and range-test cells (5 cells), leaving the widget idle.
+    select_cell(page, 0)
+    run_cells(page, 5)
+    run_button = page.locator(".jupyter-widgets button", has_text="Run").first
+    run_button.wait_for(timeout=60_000)
+    run_button.scroll_into_view_if_needed()
+    shots("range_widget_shown")
+    plot = page.locator(".jupyter-widgets img").first
+    before = plot.get_attribute("src")
+    run_button.click()
+    suggestion = page.locator(".widget-html", has_text="steepest").first
+    suggestion.wait_for(timeout=60_000)
+    page.wait_for_function("src => document.querySelector('.jupyter-widgets img').src !== src",
+                           arg=before, timeout=30_000)
+    shots("range_test_done")
+    assert "bounds" in suggestion.inner_text()
+
+    # Show the schedule and training widgets (cells 7 to 10; the blocking run cell is skipped).
+    select_cell(page, 7)
+    run_cells(page, 4)
+    shots("schedule_and_trainer_shown")
+    epochs = page.locator(".widget-text:has(label:text-is('epochs')) input").first
+    epochs.fill("400")
+    epochs.press("Enter")
+    train_run = page.locator(".jupyter-widgets button", has_text="Run").nth(1)
+    train_run.scroll_into_view_if_needed()
+    train_run.click()
+    progress = page.locator(".jupyter-widgets .progress-bar").nth(1)
+    page.wait_for_timeout(3000)
+    shots("training")
+    page.locator(".jupyter-widgets button", has_text="Stop").nth(1).click()
+    page.locator(".widget-html", has_text="stopped after").first.wait_for(timeout=30_000)
+    shots("stopped")
+    assert progress.count() == 1
+
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    texts = [errors.nth(i).inner_text() for i in range(errors.count())]
+    assert not any("Traceback" in t or "Error" in t for t in texts), texts
+    assert page.locator(".jupyter-widgets span[style*='c62828']").count() == 0
