@@ -52,7 +52,8 @@ class CompareWidget(Runner):
         self.factor = widgets.BoundedFloatText(factor, min=1.01, max=100, description="factor",
                                                style=WIDE)
         self.x_axis = widgets.ToggleButtons(options=["epoch", "step", "time"], value="epoch",
-                                            description="x axis", style={"button_width": "64px"})
+                                            description="x axis", style={"button_width": "64px"},
+                                            layout=widgets.Layout(width="auto", flex="0 0 auto"))
         self.table = widgets.HTML()
         self._live: list[History] = []
         self.plot = LivePlot(self._draw)

@@ -63,7 +63,8 @@ class ScheduleWidget(widgets.VBox):
         self.max_batch = widgets.BoundedIntText(0, min=0, max=10**7,
                                                 description="max batch (0: none)", style=WIDE)
         self.message = widgets.HTML()
-        self.plot = LivePlot(lambda p: plot_schedule(p))
+        # nothing trains here: redraw as soon as the design changes
+        self.plot = LivePlot(lambda p: plot_schedule(p), max_fps=5, budget=1.0)
         controls = [self.policy, self.cycle_style, self.max_lr, self.div, self.pct_start,
                     self.final_div, self.cycle_momentum, self.momentum, self.epochs,
                     self.clr_mode, self.clr_half_cycle, self.milestones, self.batch_factor,

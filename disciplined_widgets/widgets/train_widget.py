@@ -47,7 +47,8 @@ class TrainWidget(Runner):
         self.from_start = widgets.Checkbox(True, description="start from the initial weights")
         self.keep_runs = widgets.Checkbox(True, description="keep earlier runs")
         self.x_axis = widgets.ToggleButtons(options=["epoch", "step", "time"], value="epoch",
-                                            description="x axis", style={"button_width": "64px"})
+                                            description="x axis", style={"button_width": "64px"},
+                                            layout=widgets.Layout(width="auto", flex="0 0 auto"))
         self.verdict = widgets.HTML("")
         self.plot = LivePlot(self._draw)
         self.x_axis.observe(lambda _: self.history is not None and self.plot.update(self.history),
