@@ -7,8 +7,8 @@ import torch
 import traitlets
 from torch import nn
 
-from disciplined_widgets import TensorLoader, one_cycle
-from disciplined_widgets.models import MLP, SmallCNN
+from disciplined_widgets import TensorLoader
+from disciplined_widgets.models import SmallCNN
 from disciplined_widgets.widgets import (CompareWidget, LivePlot, LogRangeSlider, RangeTestWidget,
                                          ScheduleWidget, TrainWidget)
 
