@@ -17,7 +17,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # The repository's address lives in pyproject.toml; README and notebook badges follow it.
 REPOSITORY := $(shell sed -n 's|^Repository = "https://github.com/\(.*\)"|\1|p' pyproject.toml)
 
-.PHONY: install lab test bench repository clean
+.PHONY: install lab test bench student repository clean
 
 install: $(INSTALLED)
 
@@ -39,10 +39,14 @@ bench: $(INSTALLED)
 	$(BIN)/python benchmarks/range_test.py
 	$(BIN)/python benchmarks/widget_overhead.py
 
+# The classroom copy: exercise solutions removed, outputs cleared (into student/)
+student: $(INSTALLED)
+	$(BIN)/python -m disciplined_widgets.student notebooks student
+
 # For a fork: make repository NEW=owner/name  (rewrites pyproject.toml, README and notebooks)
 repository:
 	@test -n "$(NEW)" || { echo "usage: make repository NEW=owner/name (now $(REPOSITORY))"; exit 1; }
 	perl -pi -e 's#\Q$(REPOSITORY)\E#$(NEW)#g' pyproject.toml README.md notebooks/*.ipynb
 
 clean:
-	rm -rf $(VENV) .pytest_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache *.egg-info student

@@ -23,3 +23,21 @@ def test_notebook_was_run_in_order_without_errors(path):
         for output in cell["outputs"]:
             assert output["output_type"] != "error", f"code cell {index + 1} stores an error"
             assert output.get("name") != "stderr" or "Traceback" not in "".join(output["text"])
+
+
+CHAPTERS = [p for p in NOTEBOOKS if p.name[:2].isdigit()]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
+def test_chapter_has_setup_badges_claim_check_and_exercise(path):
+    cells = json.loads(path.read_text())["cells"]
+    code = [c for c in cells if c["cell_type"] == "code"]
+    source = ["".join(c["source"]) for c in code]
+    assert 'find_spec("disciplined_widgets")' in source[0], "the first code cell is the set-up"
+    title = "".join(cells[0]["source"])
+    assert f"blob/main/notebooks/{path.name}" in title and f"lab/tree/notebooks/{path.name}" in title
+    checks = [c for c, s in zip(code, source) if s.startswith("# NBVAL_CHECK_OUTPUT")]
+    assert checks and all(c["outputs"] for c in checks), "a claim check with its stored verdict"
+    solutions = [i for i, c in enumerate(code) if "solution" in c["metadata"].get("tags", [])]
+    assert solutions, "an exercise whose solution cell is tagged 'solution'"
+    assert all(i + 1 < len(code) for i in solutions), "a self-check follows each solution"
