@@ -5,6 +5,12 @@ Every chapter calls :func:`setting` once. With a CUDA GPU and CIFAR-10 on disk (
 on-device augmentation. Otherwise it says why and returns the offline setting that runs on a
 laptop CPU in seconds (MNIST-1D or the digits, with a small model). Nothing downloads unless
 asked.
+
+On a CPU the offline setting runs PyTorch on one thread (``torch.set_num_threads(1)``): these
+models are so small that one thread is about as fast as two, and a single thread does not stall
+when other programs (the notebook server, a browser) share a few cores, which with OpenMP's
+spin-waiting threads can make a run several times slower. It also makes results the same
+however many cores the machine has.
 """
 
 from __future__ import annotations
@@ -76,5 +82,9 @@ def setting(*, paper_data: str = "cifar10", paper_model: Callable[[], nn.Module]
         raise RuntimeError(f"the paper's setting is not available: {reason}")
     data = load_dataset(offline_data, seed=seed, **(offline_options or {}))
     name = f"{offline_data} + {getattr(offline_model, '__name__', 'model')} on {device}"
+    threads = ""
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+        threads = " (one CPU thread: as fast for these small models, and steadier)"
     return Setting(name, data, offline_model, device, False,
-                   f"Offline setting ({reason}): {name}.")
+                   f"Offline setting ({reason}): {name}{threads}.")

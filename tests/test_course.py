@@ -12,6 +12,7 @@ def test_without_a_gpu_the_offline_setting_says_why():
         pytest.skip("this machine has a GPU: the paper's setting applies")
     chosen = setting(offline_data="digits", offline_model=lambda: MLP(64))
     assert not chosen.paper and "no CUDA GPU" in chosen.message
+    assert torch.get_num_threads() == 1 and "one CPU thread" in chosen.message
     train, val = chosen.loaders(batch_size=32)
     x, y = next(iter(train))
     assert x.shape == (32, 1, 8, 8) and chosen.make_model()(x).shape == (32, 10)

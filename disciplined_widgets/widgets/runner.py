@@ -15,6 +15,7 @@ import threading
 import time
 
 import ipywidgets as widgets
+import torch
 
 
 class Runner(widgets.VBox):
@@ -46,7 +47,9 @@ class Runner(widgets.VBox):
         if self.running:
             return False
         self._prepare()
-        self._thread = threading.Thread(target=self._execute, daemon=True,
+        # PyTorch's CPU thread count is set per thread: give the worker the caller's.
+        threads = torch.get_num_threads()
+        self._thread = threading.Thread(target=self._execute, args=(threads,), daemon=True,
                                         name=type(self).__name__)
         self._thread.start()
         return True
@@ -84,7 +87,9 @@ class Runner(widgets.VBox):
         self.progress.max = max(1, total or done)
         self.progress.value = min(done, self.progress.max)
 
-    def _execute(self) -> None:
+    def _execute(self, threads: int | None = None) -> None:
+        if threads is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
         try:
             self._work(self._stop)
             elapsed = time.monotonic() - self._started
