@@ -211,7 +211,8 @@ def fit(
 
     Evaluation on ``val_loader`` (all of it, or its first ``eval_batches`` batches) runs every
     ``eval_every`` steps and/or at the end of each epoch (``eval_each_epoch``, on by default
-    when there is a validation loader), and once at the end if the last step was not evaluated.
+    when there is a validation loader and no ``eval_every``), and once at the end if the last
+    step was not evaluated.
 
     ``callback(history)`` runs after every step and evaluation; ``progress_bar`` shows a
     ``tqdm.auto`` bar. ``stop_event`` (anything with ``is_set()``, e.g. ``threading.Event``)
@@ -239,7 +240,7 @@ def fit(
     if val_loader is not None:
         loader_length("val_loader", val_loader)
     if eval_each_epoch is None:
-        eval_each_epoch = val_loader is not None
+        eval_each_epoch = val_loader is not None and eval_every is None
     if val_loader is None and (eval_every is not None or eval_each_epoch):
         raise ValueError("eval_every/eval_each_epoch ask for evaluation but val_loader is None")
     if amp not in (None, *AMP_DTYPES):

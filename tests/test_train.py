@@ -268,3 +268,11 @@ def test_an_optimizer_for_another_model_is_refused(digits_loaders):
         fit(model, other, loss, train, epochs=1)
     with pytest.raises(TypeError, match="optimizer"):
         fit(model, "sgd", loss, train, epochs=1)
+
+
+def test_eval_every_alone_does_not_add_epoch_evaluations(digits_loaders):
+    train, val = digits_loaders
+    model, opt, loss = make()
+    history = fit(model, opt, loss, train, val, steps=2 * len(train), eval_every=10)
+    assert history.eval_step == [s for s in range(10, 2 * len(train) + 1, 10)] + (
+        [2 * len(train)] if (2 * len(train)) % 10 else [])

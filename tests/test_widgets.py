@@ -157,6 +157,9 @@ def test_schedule_widget_previews_follows_and_builds_what_fit_uses(setup):
     assert len(shown.lr) == 2 * len(train) and max(shown.lr) == pytest.approx(0.3, rel=0.02)
     schedule.policy.value = "CLR"
     assert "steps" in schedule.message.value
+    schedule.policy.value = "constant"
+    assert schedule.schedulers(optimizer) == [] and optimizer.param_groups[0]["lr"] == 0.3
+    optimizer.param_groups[0]["lr"] = 0.05
     schedule.policy.value = "1cycle"
     ranges = RangeTestWidget(model, optimizer, criterion, train, num_iter=60)
     ranges.run()

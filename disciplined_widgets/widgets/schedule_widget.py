@@ -123,6 +123,8 @@ class ScheduleWidget(widgets.VBox):
             half = max(1, round(self.clr_half_cycle.value * self.steps_per_epoch_now()))
             return [cyclical(optimizer, self.max_lr.value / self.div.value, self.max_lr.value,
                              half, mode=self.clr_mode.value, gamma=0.99994, momentum=momentum)]
+        for group in optimizer.param_groups:  # constant: the max LR slider's value throughout
+            group["lr"] = self.max_lr.value
         return []
 
     @property
