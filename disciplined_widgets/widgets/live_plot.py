@@ -47,7 +47,9 @@ class LivePlot:
         self._latest = data
         self._pending.set()
         if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._loop, daemon=True, name="LivePlot")
+            # Not a daemon: Python waits for it at exit (it ends within half a second when idle)
+            # instead of killing it inside matplotlib's C++ drawing code, which aborts.
+            self._thread = threading.Thread(target=self._loop, name="LivePlot")
             self._thread.start()
 
     def flush(self, data: Any = None) -> None:
@@ -58,7 +60,7 @@ class LivePlot:
         self._render(self._latest)
 
     def _loop(self) -> None:
-        while self._pending.wait(timeout=2.0):
+        while self._pending.wait(timeout=0.5):
             time.sleep(self.interval)  # gather a burst; a short run ends before drawing at all
             if not self._pending.is_set():
                 continue  # flushed meanwhile
