@@ -24,7 +24,6 @@ from .suggest import Suggestions, ema, suggest, usable_window
 from .train import History, fit
 
 MODES = ("exp", "linear")
-STOP_REASONS = ("completed", "diverged", "non_finite", "stopped")
 
 
 def sweep_lrs(start_lr: float, end_lr: float, num_iter: int, mode: str = "exp") -> list[float]:

@@ -26,6 +26,7 @@ import torch
 from torch.optim.lr_scheduler import CyclicLR, OneCycleLR
 
 from .checks import positive_float, positive_int
+from .train import momentum_of
 
 STYLES = {
     # pct_start, final_div (of the min LR), anneal strategy, three phases
@@ -228,8 +229,7 @@ def preview(optimizer: torch.optim.Optimizer,
                 out.step.append(len(out.step) + 1)
                 out.epoch.append(epoch + min(batches, (index + 1) * accumulation_steps) / batches)
                 out.lr.append(float(group["lr"]))
-                out.momentum.append(float(group["momentum"]) if "momentum" in group else
-                                    float(group["betas"][0]) if "betas" in group else None)
+                out.momentum.append(momentum_of(group))
                 out.batch_size.append(nominal * accumulation_steps if nominal else None)
                 probe.step()
                 for scheduler in made:

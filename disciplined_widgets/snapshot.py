@@ -130,12 +130,3 @@ class Snapshot:
         if self._directory is not None:
             shutil.rmtree(self._directory, ignore_errors=True)
             self._directory = None
-
-    def __enter__(self) -> "Snapshot":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        try:
-            self.restore()
-        finally:
-            self.discard()
