@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 from torch.utils.data._utils.collate import default_collate
 
 from .checks import positive_int
@@ -144,3 +144,30 @@ def iterate(loader: Iterable) -> Iterator:
     iterated as it is.
     """
     return _indexed_batches(loader) if _indexable(loader) else iter(loader)
+
+
+def with_batch_size(loader, batch_size: int):
+    """A copy of ``loader`` that yields batches of ``batch_size``; ``loader`` is not changed.
+
+    A :class:`TensorLoader` shares its tensors and continues its shuffling generator's state.
+    A ``DataLoader`` is rebuilt on the same dataset with the same shuffling, workers, collate,
+    pinning and generator. A loader driven by a custom ``batch_sampler`` cannot be resized.
+    """
+    positive_int("batch_size", batch_size)
+    if isinstance(loader, TensorLoader):
+        copy = TensorLoader(loader.inputs, loader.targets, batch_size, shuffle=loader.shuffle,
+                            drop_last=loader.drop_last, augment=loader.augment)
+        copy.generator.set_state(loader.generator.get_state())
+        return copy
+    if isinstance(loader, DataLoader):
+        if loader.batch_size is None:
+            raise TypeError("this DataLoader uses a custom batch_sampler; its batch size cannot change")
+        return DataLoader(
+            loader.dataset, batch_size=batch_size,
+            shuffle=isinstance(loader.sampler, RandomSampler), drop_last=loader.drop_last,
+            num_workers=loader.num_workers, collate_fn=loader.collate_fn,
+            pin_memory=loader.pin_memory, generator=loader.generator,
+            worker_init_fn=loader.worker_init_fn,
+            persistent_workers=loader.persistent_workers if loader.num_workers else False)
+    raise TypeError(f"cannot change the batch size of a {type(loader).__name__}; "
+                    f"use a TensorLoader or a DataLoader")

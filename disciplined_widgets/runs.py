@@ -1,0 +1,115 @@
+"""One short training described by plain hyper-parameters: the unit of searches and the recipe.
+
+A run builds a fresh model with ``model_factory()`` (the same initial weights for every run
+with the same ``seed``), plain SGD with the run's momentum and weight decay, and 1cycle
+(Smith 1803.09820 section 4.1) from ``max_lr / div_factor`` up to ``max_lr`` and back, over
+a budget of ``steps`` optimizer steps or ``epochs``. ``momentum="cyclical"`` cycles
+0.95 -> 0.85 -> 0.95 against the LR (section 4.3); a number keeps it constant. The batch
+size resizes a copy of the training loader; the user's loader is not changed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .checks import positive_float, positive_int
+from .loader import with_batch_size
+from .schedules import one_cycle
+from .train import History, fit
+
+HYPERPARAMETERS = ("max_lr", "div_factor", "momentum", "weight_decay", "batch_size")
+CYCLICAL_MOMENTUM = (0.95, 0.85)
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """The values one run trains with (see the module docstring for their meaning)."""
+
+    max_lr: float = 0.1
+    div_factor: float = 10.0
+    momentum: float | str = "cyclical"
+    weight_decay: float = 0.0
+    batch_size: int = 128
+
+    def __post_init__(self) -> None:
+        positive_float("max_lr", self.max_lr)
+        if positive_float("div_factor", self.div_factor) <= 1:
+            raise ValueError(f"div_factor must be > 1, got {self.div_factor!r}")
+        if self.momentum != "cyclical" and (
+                isinstance(self.momentum, bool) or not isinstance(self.momentum, (int, float))
+                or not 0 <= self.momentum < 1):
+            raise ValueError(f"momentum must be in [0, 1) or 'cyclical', got {self.momentum!r}")
+        if (isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, (int, float))
+                or not math.isfinite(self.weight_decay) or self.weight_decay < 0):
+            raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
+        positive_int("batch_size", self.batch_size)
+
+    def replace(self, **changes) -> "Hyperparameters":
+        """A copy with some values changed (validated)."""
+        unknown = sorted(set(changes) - set(HYPERPARAMETERS))
+        if unknown:
+            raise ValueError(f"unknown hyper-parameters {unknown}; expected some of {HYPERPARAMETERS}")
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def min_lr(self) -> float:
+        return self.max_lr / self.div_factor
+
+
+def train_run(
+    model_factory: Callable[[], nn.Module],
+    train_loader,
+    val_loader,
+    hyperparameters: Hyperparameters,
+    *,
+    steps: int | None = None,
+    epochs: int | None = None,
+    criterion: Callable | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    evaluations: int = 10,
+    callback: Callable[[History], Any] | None = None,
+    stop_event: Any = None,
+) -> History:
+    """Train a fresh ``model_factory()`` with ``hyperparameters`` and return its ``History``.
+
+    Exactly one of ``steps`` and ``epochs`` is the budget. The validation set is evaluated
+    ``evaluations`` times along the run (and at its end). ``criterion`` defaults to
+    cross-entropy.
+    """
+    if not callable(model_factory):
+        raise TypeError("model_factory must be callable as model_factory() -> nn.Module")
+    if not isinstance(hyperparameters, Hyperparameters):
+        raise TypeError(f"hyperparameters must be Hyperparameters, got {type(hyperparameters).__name__}")
+    if (steps is None) == (epochs is None):
+        raise ValueError("give exactly one of steps and epochs as the budget")
+    positive_int("steps", steps, allow_none=True)
+    positive_int("epochs", epochs, allow_none=True)
+    positive_int("evaluations", evaluations)
+    hp = hyperparameters
+    loader = with_batch_size(train_loader, hp.batch_size)
+    if hasattr(loader, "generator") and isinstance(loader.generator, torch.Generator):
+        loader.generator.manual_seed(seed)
+    total = steps if steps is not None else epochs * len(loader)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = model_factory()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model_factory() must return an nn.Module, got {type(model).__name__}")
+    constant = hp.momentum != "cyclical"
+    optimizer = torch.optim.SGD(model.parameters(), lr=hp.min_lr,
+                                momentum=float(hp.momentum) if constant else CYCLICAL_MOMENTUM[0],
+                                weight_decay=hp.weight_decay)
+    schedule = one_cycle(optimizer, hp.max_lr, total, div=hp.div_factor,
+                         momentum=None if constant else CYCLICAL_MOMENTUM)
+    return fit(model, optimizer, criterion or nn.CrossEntropyLoss(), loader, val_loader,
+               steps=total, schedulers=[schedule], eval_every=max(1, total // evaluations),
+               callback=callback, stop_event=stop_event, device=device, seed=seed)
