@@ -192,3 +192,59 @@ def plot_comparison(comparison, x: str = "epoch", axes=None) -> Figure:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="small")
     return figure
+
+
+LOG_SCALED = ("max_lr", "weight_decay", "div_factor", "batch_size")
+
+
+def plot_search(search, axes=None) -> Figure:
+    """The metric of every complete trial against each searched hyper-parameter (one panel
+    each; log axes for LR, weight decay, divisor and batch size); the best trial is starred."""
+    frame = search.table()
+    done = frame[frame["state"] == "complete"]
+    names = sorted(search.space)
+    if axes is None:
+        figure = Figure(figsize=(3.6 * len(names) + 0.4, 3.4), layout="constrained")
+        axes = figure.subplots(1, len(names), squeeze=False)[0]
+    figure = axes[0].figure
+    metric = search.metric
+    best = search.best
+    for ax, name in zip(axes, names):
+        values = done[name].tolist()
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        xs = values if numeric else [str(v) for v in values]
+        ax.scatter(xs, done[metric], s=22, alpha=0.8, color="tab:blue")
+        if best is not None:
+            chosen = best[name] if numeric else str(best[name])
+            ax.scatter([chosen], [best[metric]], marker="*", s=160, color="tab:red",
+                       label=f"best (trial {best['trial']})", zorder=3)
+        positive = [v for v in values if numeric and v > 0]
+        if numeric and name in LOG_SCALED and positive:
+            if len(positive) == len(values):
+                ax.set_xscale("log")
+            else:  # zero weight decay among the values: linear near 0, log above
+                ax.set_xscale("symlog", linthresh=min(positive))
+        ax.set(xlabel=name.replace("_", " "), ylabel=metric.replace("_", " "))
+    axes[0].set_title(f"{search.task['sampler']} search: {len(done)} trials", loc="left")
+    if best is not None:
+        axes[-1].legend(fontsize="small")
+    return figure
+
+
+def plot_search_curves(search, top: int = 5, ax=None) -> Figure:
+    """Validation accuracy (or loss) along the run of the ``top`` best complete trials."""
+    figure, ax = _axes(ax)
+    metric = search.metric
+    maximize = metric == "val_accuracy"
+    trials = sorted(search.completed(), key=lambda t: t.value, reverse=maximize)[:top]
+    for index, trial in enumerate(trials):
+        curve = trial.user_attrs.get("curve", {})
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in trial.params.items())
+        ax.plot(curve.get("step", []), curve.get(metric, []), "o-", ms=3, color=f"C{index}",
+                label=f"#{trial.number}: {params}")
+    ax.set(xlabel="parameter updates", ylabel=metric.replace("_", " "),
+           title=f"The {len(trials)} best trials")
+    if trials:
+        ax.legend(fontsize="x-small")
+    return figure

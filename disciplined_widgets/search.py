@@ -24,6 +24,7 @@ the environment rather than in a notebook; passwords are masked whenever a URL i
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import math
 import os
@@ -375,14 +376,24 @@ class Search:
             if not isinstance(dataset, Dataset):
                 raise TypeError(f"data must give a Dataset, got {type(dataset).__name__}")
             device = resolve_device(self.device)
+            self._dataset_shape = (dataset.input_shape, dataset.num_classes)
             self._loaders = (
                 TensorLoader(dataset.x_train, dataset.y_train, shuffle=True, device=device),
                 TensorLoader(dataset.x_val, dataset.y_val, 1000, shuffle=False, device=device))
         return self._loaders
 
     def _model_factory(self) -> Callable[[], nn.Module]:
+        """The model builder; a built-in model also gets the data's input size and classes."""
         build = self._model if callable(self._model) else _resolve(self._model, MODELS, "model")
-        return lambda: build(**self.task["model_kwargs"])
+        kwargs = dict(self.task["model_kwargs"])
+        if isinstance(self._model, str) and self._model in MODELS:
+            shape, classes = self._dataset_shape
+            accepted = inspect.signature(build).parameters
+            fitted = {"num_classes": classes, "in_features": math.prod(shape)}
+            if len(shape) == 3:  # images: channels, height, width
+                fitted.update(in_channels=shape[0], image_size=shape[-1])
+            kwargs = {**{k: v for k, v in fitted.items() if k in accepted}, **kwargs}
+        return lambda: build(**kwargs)
 
     def _hyperparameters(self, trial: optuna.Trial) -> Hyperparameters:
         values = {}

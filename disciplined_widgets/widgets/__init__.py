@@ -9,6 +9,8 @@ from .controls import LogRangeSlider
 from .live_plot import LivePlot
 from .range_test_widget import RangeTestWidget
 from .schedule_widget import ScheduleWidget
+from .search_widget import SearchWidget
 from .train_widget import TrainWidget
 
-__all__ = ["CompareWidget", "LivePlot", "LogRangeSlider", "RangeTestWidget", "ScheduleWidget", "TrainWidget"]
+__all__ = ["CompareWidget", "LivePlot", "LogRangeSlider", "RangeTestWidget", "ScheduleWidget", "SearchWidget",
+           "TrainWidget"]

@@ -1,0 +1,113 @@
+"""SearchWidget: run trials of a (possibly shared) search and watch the whole study fill up."""
+
+from __future__ import annotations
+
+import html
+import threading
+
+import ipywidgets as widgets
+
+from ..plots import plot_search
+from ..search import Search, masked
+from .live_plot import LivePlot
+from .runner import Runner
+
+WIDE = {"description_width": "120px"}
+
+
+class SearchWidget(Runner):
+    """Run adds trials from this notebook to ``search``; every view shows the whole study.
+
+    With "follow the study" ticked, the view re-reads the storage every ``refresh_every``
+    seconds, so a teacher's notebook shows the trials that every student's notebook (or any
+    ``python -m disciplined_widgets search worker``) adds. ``run()`` runs and waits; the best
+    trial is ``widget.best`` and the table ``widget.search.table()``.
+    """
+
+    def __init__(self, search: Search, *, trials: int = 0, refresh_every: float = 5.0,
+                 follow: bool = False):
+        if not isinstance(search, Search):
+            raise TypeError(f"search must be a Search, got {type(search).__name__}")
+        self.search = search
+        self.refresh_every = float(refresh_every)
+        self.trials = widgets.BoundedIntText(trials, min=0, max=100_000, style=WIDE,
+                                             description="trials to run",
+                                             tooltip="0: until the study is done")
+        self.follow = widgets.Checkbox(follow, description="follow the study",
+                                       tooltip="re-read the shared storage every few seconds")
+        self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
+        self.summary = widgets.HTML()
+        self.table = widgets.HTML()
+        self.plot = LivePlot(lambda _: plot_search(self.search), max_fps=1.0)
+        self._seen = None
+        self._follower: threading.Thread | None = None
+        self._unfollow = threading.Event()
+        self.refresh_button.on_click(lambda _: self.refresh(force=True))
+        self.follow.observe(lambda change: self._set_following(change["new"]), "value")
+        header = widgets.HBox([self.trials, self.follow, self.refresh_button])
+        super().__init__([header, self.summary, self.plot.image, self.table])
+        self.refresh(force=True)
+        self._set_following(follow)
+
+    @property
+    def best(self) -> dict | None:
+        return self.search.best
+
+    def refresh(self, force: bool = False) -> None:
+        """Re-read the study; redraw when it changed (or ``force``)."""
+        progress = self.search.progress()
+        state = (progress.complete, progress.running, progress.waiting, progress.failed)
+        if not force and state == self._seen:
+            return
+        self._seen = state
+        self.set_progress(progress.complete, progress.planned)
+        self.summary.value = (
+            f"<b>{html.escape(self.search.study.study_name)}</b> "
+            f"({self.search.task['sampler']}, {masked(self.search.storage_url)}): "
+            f"{html.escape(str(progress))}")
+        self.table.value = self._table_html()
+        if progress.complete:
+            self.plot.update(state)
+
+    def _table_html(self, rows: int = 8) -> str:
+        frame = self.search.table()
+        frame = frame[frame["state"] == "complete"]
+        if frame.empty:
+            return ""
+        frame = frame.sort_values(self.search.metric,
+                                  ascending=self.search.metric == "val_loss").head(rows)
+        columns = ["trial", *sorted(self.search.space), "val_accuracy", "val_loss", "steps",
+                   "worker"]
+        return frame[columns].to_html(index=False, float_format=lambda v: f"{v:.4g}",
+                                      border=0, classes="dw-search-table")
+
+    def _set_following(self, on: bool) -> None:
+        self._unfollow.set()
+        if self._follower is not None:
+            self._follower.join()
+        if not on:
+            return
+        self._unfollow = threading.Event()
+
+        def poll(stop: threading.Event) -> None:
+            while not stop.wait(self.refresh_every):
+                if not self.running:
+                    self.refresh()
+
+        self._follower = threading.Thread(target=poll, args=(self._unfollow,), daemon=True,
+                                          name="SearchWidget.follow")
+        self._follower.start()
+
+    def _work(self, stop_event: threading.Event) -> None:
+        self.search.run(self.trials.value or None, stop_event=stop_event,
+                        on_trial=lambda number, value: self.refresh(force=True))
+        self.refresh(force=True)
+        if self._seen[0]:
+            self.plot.flush(self._seen)
+
+    def _result(self):
+        return self.best
+
+    def close(self) -> None:
+        self._set_following(False)
+        super().close()
