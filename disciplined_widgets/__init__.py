@@ -11,9 +11,15 @@ The headless core (torch only):
 - :mod:`~disciplined_widgets.suggest`: smoothing and the LR suggestion rules;
 - :mod:`~disciplined_widgets.schedules`: ``one_cycle``, ``cyclical``, ``BatchSizeSchedule``, ``preview``;
 - :mod:`~disciplined_widgets.diagnose`: ``diagnose``, the verdict on a run's curves;
-- :mod:`~disciplined_widgets.snapshot`: ``Snapshot``, the bitwise save and restore.
+- :mod:`~disciplined_widgets.snapshot`: ``Snapshot``, the bitwise save and restore;
+- :mod:`~disciplined_widgets.runs`: ``Hyperparameters`` and ``train_run``, one short 1cycle run;
+- :mod:`~disciplined_widgets.memory`: ``largest_batch_size``, the biggest batch that fits;
+- :mod:`~disciplined_widgets.recipe`: ``discipline``, the whole procedure with its evidence;
+- :mod:`~disciplined_widgets.search`: ``Search``, grid/random/TPE on Optuna, shared by workers
+  (``python -m disciplined_widgets search worker --study NAME --storage URL``).
 
-Figures come from :mod:`~disciplined_widgets.plots` (matplotlib, imported on use).
+Figures come from :mod:`~disciplined_widgets.plots` (matplotlib, imported on use), the
+recipe's report from :mod:`~disciplined_widgets.report`.
 """
 
 from .batch import unpack_batch
@@ -21,14 +27,17 @@ from .data import Dataset, load_dataset
 from .diagnose import Diagnosis, diagnose
 from .loader import TensorLoader, cifar_augment
 from .range_test import RangeTestCollection, RangeTestResult, lr_range_test, range_tests
+from .recipe import Recipe, discipline
+from .runs import Hyperparameters, train_run
 from .schedules import BatchSizeSchedule, cyclical, one_cycle, preview
 from .snapshot import Snapshot
 from .train import History, evaluate, fit, resolve_device
 
 __all__ = [
-    "BatchSizeSchedule", "Dataset", "Diagnosis", "History", "RangeTestCollection",
-    "RangeTestResult", "Snapshot", "TensorLoader", "cifar_augment", "cyclical", "diagnose",
-    "evaluate", "fit", "load_dataset", "lr_range_test", "one_cycle", "preview", "range_tests",
-    "resolve_device", "unpack_batch",
+    "BatchSizeSchedule", "Dataset", "Diagnosis", "History", "Hyperparameters",
+    "RangeTestCollection", "RangeTestResult", "Recipe", "Snapshot", "TensorLoader",
+    "cifar_augment", "cyclical", "diagnose", "discipline", "evaluate", "fit", "load_dataset",
+    "lr_range_test", "one_cycle", "preview", "range_tests", "resolve_device", "train_run",
+    "unpack_batch",
 ]
 __version__ = "0.1.0"

@@ -146,18 +146,26 @@ def iterate(loader: Iterable) -> Iterator:
     return _indexed_batches(loader) if _indexable(loader) else iter(loader)
 
 
+def _copy_generator(generator: torch.Generator | None) -> torch.Generator | None:
+    if generator is None:
+        return None
+    copy = torch.Generator(device=generator.device)
+    copy.set_state(generator.get_state())
+    return copy
+
+
 def with_batch_size(loader, batch_size: int):
     """A copy of ``loader`` that yields batches of ``batch_size``; ``loader`` is not changed.
 
-    A :class:`TensorLoader` shares its tensors and continues its shuffling generator's state.
-    A ``DataLoader`` is rebuilt on the same dataset with the same shuffling, workers, collate,
-    pinning and generator. A loader driven by a custom ``batch_sampler`` cannot be resized.
+    A :class:`TensorLoader` shares its tensors; a ``DataLoader`` is rebuilt on the same dataset
+    with the same shuffling, workers, collate and pinning. Either gets a copy of the shuffling
+    generator (same state), so drawing from the copy leaves the original's untouched. A loader driven by a custom ``batch_sampler`` cannot be resized.
     """
     positive_int("batch_size", batch_size)
     if isinstance(loader, TensorLoader):
         copy = TensorLoader(loader.inputs, loader.targets, batch_size, shuffle=loader.shuffle,
                             drop_last=loader.drop_last, augment=loader.augment)
-        copy.generator.set_state(loader.generator.get_state())
+        copy.generator = _copy_generator(loader.generator)
         return copy
     if isinstance(loader, DataLoader):
         if loader.batch_size is None:
@@ -166,7 +174,7 @@ def with_batch_size(loader, batch_size: int):
             loader.dataset, batch_size=batch_size,
             shuffle=isinstance(loader.sampler, RandomSampler), drop_last=loader.drop_last,
             num_workers=loader.num_workers, collate_fn=loader.collate_fn,
-            pin_memory=loader.pin_memory, generator=loader.generator,
+            pin_memory=loader.pin_memory, generator=_copy_generator(loader.generator),
             worker_init_fn=loader.worker_init_fn,
             persistent_workers=loader.persistent_workers if loader.num_workers else False)
     raise TypeError(f"cannot change the batch size of a {type(loader).__name__}; "

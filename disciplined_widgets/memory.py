@@ -20,6 +20,7 @@ from torch import nn
 
 from .batch import unpack_batch
 from .checks import positive_int
+from .loader import with_batch_size
 
 
 @dataclass
@@ -94,7 +95,8 @@ def largest_batch_size(model_factory: Callable[[], nn.Module], train_loader, *,
         raise ValueError(f"margin must be in [0, 1), got {margin!r}")
     device = resolve_device(device)
     criterion = criterion or nn.CrossEntropyLoss()
-    inputs, targets = unpack_batch(next(iter(train_loader)))[:2]
+    with torch.random.fork_rng(devices=[]):  # the user's loader and RNG stay as they were
+        inputs, targets = unpack_batch(next(iter(with_batch_size(train_loader, start))))[:2]
     inputs, targets = inputs.to(device), targets.to(device)
     model = model_factory().to(device).train()
     limit = (1 - margin) * available_bytes(device)

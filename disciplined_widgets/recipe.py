@@ -140,8 +140,9 @@ def discipline(
     short run, ``range_test_steps`` (default up to 200) the range test's. ``callback(stage,
     history)`` follows every run live. The user's loaders are not changed.
     """
-    if not callable(model_factory):
-        raise TypeError("model_factory must be callable as model_factory() -> nn.Module")
+    if not callable(model_factory) or isinstance(model_factory, nn.Module):
+        raise TypeError("model_factory must be a function that builds a fresh model, such as "
+                        f"lambda: MyNet(), got {type(model_factory).__name__}")
     positive_int("budget_steps", budget_steps)
     base_batch = getattr(train_loader, "batch_size", None)
     if not isinstance(base_batch, int):

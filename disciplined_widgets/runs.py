@@ -85,8 +85,9 @@ def train_run(
     ``evaluations`` times along the run (and at its end). ``criterion`` defaults to
     cross-entropy.
     """
-    if not callable(model_factory):
-        raise TypeError("model_factory must be callable as model_factory() -> nn.Module")
+    if not callable(model_factory) or isinstance(model_factory, nn.Module):
+        raise TypeError("model_factory must be a function that builds a fresh model, such as "
+                        f"lambda: MyNet(), got {type(model_factory).__name__}")
     if not isinstance(hyperparameters, Hyperparameters):
         raise TypeError(f"hyperparameters must be Hyperparameters, got {type(hyperparameters).__name__}")
     if (steps is None) == (epochs is None):

@@ -114,8 +114,9 @@ def _reference(thing: Any, what: str) -> str | None:
     """``"module:name"`` for an importable callable, None for one only this process knows."""
     if isinstance(thing, str):
         return thing
-    if not callable(thing):
-        raise TypeError(f"{what} must be a name or a callable, got {thing!r}")
+    if not callable(thing) or isinstance(thing, nn.Module):
+        raise TypeError(f"{what} must be a name or a function that builds it, "
+                        f"got {type(thing).__name__}")
     module, name = getattr(thing, "__module__", None), getattr(thing, "__qualname__", "")
     if module in (None, "__main__") or "<" in name:
         return None

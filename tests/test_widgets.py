@@ -224,3 +224,50 @@ def test_the_worker_uses_the_callers_cpu_threads(setup):
     widget.run_button.click()
     widget.wait()
     assert seen == [1] and widget.error is None and widget.history.steps_done > 0
+
+
+# ---- SearchWidget ----
+
+def test_search_widget_runs_trials_and_shows_the_whole_shared_study(tmp_path):
+    from disciplined_widgets.search import Search
+    from disciplined_widgets.widgets import SearchWidget
+
+    storage = f"journal:{tmp_path}/class.log"
+    space = {"max_lr": [0.05, 0.2], "weight_decay": [0.0, 1e-3]}
+    teacher = Search("mlp", "digits", space, sampler="grid", steps=30, study="class",
+                     storage=storage)
+    widget = SearchWidget(teacher, follow=True, refresh_every=0.1)
+    fast_plot(widget)
+    assert "0 of 4 complete" in widget.summary.value and widget.table.value == ""
+    student = Search("mlp", "digits", space, sampler="grid", steps=30, study="class",
+                     storage=storage)
+    student.run(n_trials=2)  # another notebook fills the shared study
+    wait_until(lambda: "2 of 4 complete" in widget.summary.value)
+    wait_until(lambda: widget.plot.renders >= 1)
+    assert widget.table.value.count("<tr>") == 2  # body rows, one per complete trial
+    widget.trials.value = 1
+    widget.run()  # this notebook adds one trial
+    assert "3 of 4 complete" in widget.summary.value and widget.progress.value == 3
+    widget.trials.value = 0
+    best = widget.run()  # until the study is done
+    assert "4 of 4 complete" in widget.summary.value
+    assert best == teacher.best and best["val_accuracy"] == teacher.table()["val_accuracy"].max()
+    assert widget.table.value.count("<tr>") == 4
+    widget.close()
+    assert not widget._follower.is_alive()
+
+
+def test_search_widget_stop_leaves_the_trial_queued_again(digits):
+    from disciplined_widgets.search import Search
+    from disciplined_widgets.widgets import SearchWidget
+
+    search = Search("mlp", "digits", {"max_lr": [0.05, 0.2]}, sampler="grid", steps=200_000)
+    widget = SearchWidget(search)
+    widget.start()
+    wait_until(lambda: search.progress().running == 1)
+    widget.stop()
+    widget.wait(30)
+    progress = search.progress()
+    assert (progress.complete, progress.running, progress.failed, progress.waiting) == (0, 0, 1, 2)
+    assert "stopped" in widget.status.value
+    widget.close()

@@ -40,6 +40,7 @@ class SearchWidget(Runner):
         self.table = widgets.HTML()
         self.plot = LivePlot(lambda _: plot_search(self.search), max_fps=1.0)
         self._seen = None
+        self._refreshing = threading.Lock()
         self._follower: threading.Thread | None = None
         self._unfollow = threading.Event()
         self.refresh_button.on_click(lambda _: self.refresh(force=True))
@@ -55,6 +56,10 @@ class SearchWidget(Runner):
 
     def refresh(self, force: bool = False) -> None:
         """Re-read the study; redraw when it changed (or ``force``)."""
+        with self._refreshing:  # one reader-writer at a time: the last shown is the newest
+            self._refresh(force)
+
+    def _refresh(self, force: bool) -> None:
         progress = self.search.progress()
         state = (progress.complete, progress.running, progress.waiting, progress.failed)
         if not force and state == self._seen:
@@ -91,8 +96,7 @@ class SearchWidget(Runner):
 
         def poll(stop: threading.Event) -> None:
             while not stop.wait(self.refresh_every):
-                if not self.running:
-                    self.refresh()
+                self.refresh()
 
         self._follower = threading.Thread(target=poll, args=(self._unfollow,), daemon=True,
                                           name="SearchWidget.follow")
