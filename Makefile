@@ -38,6 +38,7 @@ bench: $(INSTALLED)
 	$(BIN)/python benchmarks/loop_overhead.py
 	$(BIN)/python benchmarks/range_test.py
 	$(BIN)/python benchmarks/widget_overhead.py
+	$(BIN)/python benchmarks/search.py
 
 # The classroom copy: exercise solutions removed, outputs cleared (into student/)
 student: $(INSTALLED)

@@ -14,7 +14,8 @@ from typing import Callable, Iterable, Iterator
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+from torch.utils.data import (DataLoader, IterableDataset, RandomSampler, SequentialSampler,
+                              TensorDataset)
 from torch.utils.data._utils.collate import default_collate
 
 from .checks import positive_int
@@ -159,7 +160,8 @@ def with_batch_size(loader, batch_size: int):
 
     A :class:`TensorLoader` shares its tensors; a ``DataLoader`` is rebuilt on the same dataset
     with the same shuffling, workers, collate and pinning. Either gets a copy of the shuffling
-    generator (same state), so drawing from the copy leaves the original's untouched. A loader driven by a custom ``batch_sampler`` cannot be resized.
+    generator (same state), so drawing from the copy leaves the original's untouched. A loader driven by a custom ``batch_sampler``
+    or ``sampler`` (a subset, weights, replacement) cannot be resized.
     """
     positive_int("batch_size", batch_size)
     if isinstance(loader, TensorLoader):
@@ -170,6 +172,14 @@ def with_batch_size(loader, batch_size: int):
     if isinstance(loader, DataLoader):
         if loader.batch_size is None:
             raise TypeError("this DataLoader uses a custom batch_sampler; its batch size cannot change")
+        sampler = loader.sampler
+        if not isinstance(loader.dataset, IterableDataset) and not (
+                type(sampler) is SequentialSampler or (
+                    type(sampler) is RandomSampler and not sampler.replacement
+                    and len(sampler) == len(loader.dataset))):
+            # a rebuild would draw from the whole dataset, without the sampler's choice
+            raise TypeError(f"this DataLoader draws its samples with a {type(sampler).__name__}; "
+                            f"its batch size cannot change")
         return DataLoader(
             loader.dataset, batch_size=batch_size,
             shuffle=isinstance(loader.sampler, RandomSampler), drop_last=loader.drop_last,

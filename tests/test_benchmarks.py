@@ -23,3 +23,15 @@ def test_benchmark_runs_and_prints_ratios(script, args, expected):
     for text in expected:
         assert text in done.stdout
     assert "same losses: True" in done.stdout and "same losses: False" not in done.stdout
+
+
+@pytest.mark.slow
+def test_search_benchmark_prints_the_three_methods_side_by_side():
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "search.py"), "--trials", "4",
+                           "--trial-steps", "200", "--seeds", "1", "--threads", "1"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("   0  ")]
+    assert [row[1] for row in rows] == ["grid", "random", "recipe"]
+    assert [int(row[3]) for row in rows[:2]] == [800, 800] and int(rows[2][3]) <= 800
+    assert "recipe - best search" in done.stdout

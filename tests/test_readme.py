@@ -70,10 +70,14 @@ def test_make_repository_rewrites_every_place(tmp_path):
         assert _github_projects(notebook.read_text()) == {"someone/fork"}
 
 
-def test_the_readme_python_examples_run(capsys):
+def test_the_readme_python_examples_run(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the examples save files
     namespace = {}
     for block in re.findall(r"```python\n(.*?)```", README, re.S):
         exec(compile(block, "README.md", "exec"), namespace)
     assert namespace["history"].val_accuracy[-1] > 0.85
     assert namespace["diagnose"](namespace["history"]).verdict in ("good", "underfitting", "overfitting")
     assert namespace["low"] < namespace["high"]
+    assert namespace["recipe"].final_accuracy > 0.9
+    assert (tmp_path / "recipe.html").read_text().count("<img") == 5
+    assert len(namespace["search"].completed()) == 8
