@@ -7,6 +7,7 @@ Each function returns a ``matplotlib.figure.Figure`` built without pyplot's glob
 from __future__ import annotations
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 
 def _axes(ax, size=(6.4, 4.0)):
@@ -224,6 +225,7 @@ def plot_search(search, axes=None) -> Figure:
                 ax.set_xscale("log")
             else:  # zero weight decay among the values: linear near 0, log above
                 ax.set_xscale("symlog", linthresh=min(positive))
+            ax.xaxis.set_minor_formatter(NullFormatter())  # labels on decades only
         ax.set(xlabel=name.replace("_", " "), ylabel=metric.replace("_", " "))
     axes[0].set_title(f"{search.task['sampler']} search: {len(done)} trials", loc="left")
     if best is not None:

@@ -85,9 +85,6 @@ class Recipe:
         from .report import Report
         return Report(self)
 
-    def _repr_html_(self) -> str:
-        return self.report()._repr_html_()
-
     def __repr__(self) -> str:
         hp = self.hyperparameters
         return (f"Recipe(max_lr={hp.max_lr:.3g}, min_lr={hp.min_lr:.3g}, "
