@@ -17,7 +17,7 @@ from .plots import plot_comparison, plot_history, plot_range_test
 
 def _png(figure) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
+    figure.savefig(buffer, format="png", dpi=72)
     return buffer.getvalue()
 
 
