@@ -101,11 +101,15 @@ def _score(history: History) -> tuple[float, float]:
             -loss if loss is not None and math.isfinite(loss) else -math.inf)
 
 
-def _row(label: str, value: Any, history: History) -> dict:
-    return {"value": value, "label": label,
+def _row(value: Any, history: History) -> dict:
+    return {"value": value,
             "final val accuracy": history.val_accuracy[-1] if history.val_accuracy else None,
             "final val loss": history.val_loss[-1] if history.val_loss else None,
             "steps": history.steps_done, "seconds": history.time[-1] if history.time else 0.0}
+
+
+def _listed(values) -> str:
+    return ", ".join(f"{v:g}" for v in values)
 
 
 def _neighbours(weight_decay: float) -> list[float]:
@@ -222,15 +226,15 @@ def discipline(
                 runs[wd] = short_run("weight decay", hp.replace(weight_decay=wd))
             coarse = best_wd
             best_wd = max(runs, key=lambda wd: _score(runs[wd]))
-            why = (f"{coarse:g} was best of {list(WEIGHT_DECAYS)}; bisecting the exponent around "
+            why = (f"{coarse:g} was best of {_listed(WEIGHT_DECAYS)}; bisecting the exponent around "
                    f"it ({', '.join(f'{v:g}' for v in _neighbours(coarse))}) chose {best_wd:g}")
         else:
-            why = (f"no weight decay did best of {list(WEIGHT_DECAYS)} (large LRs regularise; "
+            why = (f"no weight decay did best of {_listed(WEIGHT_DECAYS)} (large LRs regularise; "
                    f"values below 1e-5 barely differ from 0)")
         order = sorted(runs, reverse=True)
         decisions.append(Decision(
             "weight decay", best_wd, why,
-            [_row(f"{wd:g}", wd, runs[wd]) for wd in order],
+            [_row(wd, runs[wd]) for wd in order],
             Comparison("weight_decay", order, [runs[wd] for wd in order])))
         hp = hp.replace(weight_decay=best_wd)
 
@@ -251,7 +255,7 @@ def discipline(
         labels = ["cyclical", *CONSTANT_MOMENTUMS]
         decisions.append(Decision(
             "momentum", chosen_momentum, why,
-            [_row(str(m), m, momentum_runs[m]) for m in labels],
+            [_row(m, momentum_runs[m]) for m in labels],
             Comparison("momentum", labels, [momentum_runs[m] for m in labels])))
         hp = hp.replace(momentum=chosen_momentum)
 
@@ -272,15 +276,15 @@ def discipline(
             size *= 2
         top = max(_score(h)[0] for h in batch_runs_done.values())
         chosen_batch = max(b for b, h in batch_runs_done.items() if _score(h)[0] >= top - tolerance)
-        limit = f"{largest} fits in memory with a {memory_margin:.0%} margin" + (
-            f" (capped at {cap}, a tenth of the training set)" if largest == cap else "")
+        limit = (f"memory allows batch {largest} with a {memory_margin:.0%} margin"
+                 + (" (the cap: a tenth of the training set)" if largest == cap else ""))
         why = (f"{limit}; on {trial_steps * base_batch} samples each, batch {chosen_batch} "
                f"(LR x{chosen_batch / base_batch:g}) is the largest within {tolerance:g} of the "
                f"best accuracy")
         sizes = sorted(batch_runs_done)
         decisions.append(Decision(
             "batch size", chosen_batch, why,
-            [_row(str(b), b, batch_runs_done[b]) for b in sizes],
+            [_row(b, batch_runs_done[b]) for b in sizes],
             Comparison("batch_size", sizes, [batch_runs_done[b] for b in sizes])))
         hp = hp.replace(batch_size=chosen_batch, max_lr=hp.max_lr * chosen_batch / base_batch)
 

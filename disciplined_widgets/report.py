@@ -15,6 +15,11 @@ from pathlib import Path
 from .plots import plot_comparison, plot_history, plot_range_test
 
 
+STYLE = (".dw-report table{border-collapse:collapse;margin:0.4em 0 0.8em}"
+         ".dw-report th,.dw-report td{border:1px solid #ccc;padding:2px 8px;text-align:left}"
+         ".dw-report th{background:#f3f3f3}")
+
+
 def _png(figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=72)
@@ -62,7 +67,9 @@ class Report:
                 r.decisions[0].value[0], r.decisions[0].value[1]))}
             for decision in r.decisions[1:]:
                 if decision.comparison is not None:
-                    figures[decision.name] = plot_comparison(decision.comparison, x="step")
+                    # batch sizes are compared on the same samples: against epochs
+                    x = "epoch" if decision.name == "batch size" else "step"
+                    figures[decision.name] = plot_comparison(decision.comparison, x=x)
             figures["final training"] = plot_history(r.history, x="step")
             self._figures = {name: _png(figure) for name, figure in figures.items()}
         return self._figures
@@ -85,7 +92,7 @@ class Report:
             data = base64.b64encode(figures[name]).decode()
             return f'<img alt="{html.escape(name)}" style="max-width:100%" src="data:image/png;base64,{data}">'
 
-        parts = ["<div class='dw-report'><h2>Disciplined recipe: report</h2>",
+        parts = [f"<div class='dw-report'><style>{STYLE}</style><h2>Disciplined recipe: report</h2>",
                  table([{"": what, "chosen": value} for what, value in self.summary()])]
         for decision in self.recipe.decisions:
             parts += [f"<h3>{html.escape(decision.name.capitalize())}: "
@@ -134,7 +141,10 @@ class Report:
         if not path.parent.is_dir():
             raise ValueError(f"folder {str(path.parent)!r} does not exist")
         if path.suffix == ".html":
-            path.write_text(self.to_html(), encoding="utf-8")
+            page = ("<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+                    "<title>Disciplined recipe: report</title></head>\n<body>\n"
+                    f"{self.to_html()}\n</body></html>\n")
+            path.write_text(page, encoding="utf-8")
         else:
             folder = path.with_name(path.stem + "_figures")
             folder.mkdir(exist_ok=True)

@@ -104,7 +104,8 @@ def test_report_shows_values_reasons_and_figures(recipe, tmp_path):
     assert page.count("<img") == 5
     assert f"{recipe.hyperparameters.weight_decay:g}" in page
     assert "budget spent" in page and f"of {recipe.budget_steps} steps" in page
-    assert report.save(tmp_path / "r.html").read_text().startswith("<div")
+    saved = report.save(tmp_path / "r.html").read_text()
+    assert saved.startswith("<!DOCTYPE html>") and "<meta charset='utf-8'>" in saved and page in saved
     markdown = report.save(tmp_path / "r.md").read_text()
     figures = sorted(p.name for p in (tmp_path / "r_figures").iterdir())
     assert figures == ["batch_size.png", "final_training.png", "learning_rate.png",
