@@ -160,8 +160,9 @@ def with_batch_size(loader, batch_size: int):
 
     A :class:`TensorLoader` shares its tensors; a ``DataLoader`` is rebuilt on the same dataset
     with the same shuffling, workers, collate and pinning. Either gets a copy of the shuffling
-    generator (same state), so drawing from the copy leaves the original's untouched. A loader driven by a custom ``batch_sampler``
-    or ``sampler`` (a subset, weights, replacement) cannot be resized.
+    generator (same state), so drawing from the copy leaves the original's untouched. A loader
+    driven by a custom ``batch_sampler`` or ``sampler`` (a subset, weights, replacement) cannot
+    be resized.
     """
     positive_int("batch_size", batch_size)
     if isinstance(loader, TensorLoader):

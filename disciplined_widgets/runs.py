@@ -112,5 +112,5 @@ def train_run(
     schedule = one_cycle(optimizer, hp.max_lr, total, div=hp.div_factor,
                          momentum=None if constant else CYCLICAL_MOMENTUM)
     return fit(model, optimizer, criterion or nn.CrossEntropyLoss(), loader, val_loader,
-               steps=total, schedulers=[schedule], eval_every=max(1, total // evaluations),
+               steps=total, schedulers=[schedule], eval_every=math.ceil(total / evaluations),
                callback=callback, stop_event=stop_event, device=device, seed=seed)

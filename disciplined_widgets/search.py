@@ -28,11 +28,13 @@ import inspect
 import json
 import math
 import os
+import re
 import socket
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
+from urllib.parse import quote
 
 import optuna
 import torch
@@ -83,14 +85,30 @@ def masked(url: str | None) -> str:
         return url.split("://")[0] + "://***"
 
 
+def expand_environment(url: str) -> str:
+    """``$NAME`` and ``${NAME}`` replaced by environment variables (unset ones stay as they are).
+
+    In a URL (``scheme://...``) the values are percent-encoded, so a password holding ``@``
+    or ``/`` stays a password."""
+    is_url = "://" in url
+
+    def value(match: re.Match) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in os.environ:
+            return match.group(0)
+        return quote(os.environ[name], safe="") if is_url else os.environ[name]
+
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, url)
+
+
 def open_storage(url: str | None) -> optuna.storages.BaseStorage:
     """The Optuna storage for ``url`` (see the module docstring); fails early if unreachable."""
     if url is None:
         return optuna.storages.InMemoryStorage()
     if not isinstance(url, str) or not url:
         raise TypeError(f"storage must be None or a URL string, got {url!r}")
-    url = os.path.expandvars(url)
-    if url.startswith("journal:") or url.endswith(".log"):
+    url = expand_environment(url)
+    if url.startswith("journal:") or ("://" not in url and url.endswith(".log")):
         path = url.removeprefix("journal:")
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
@@ -102,10 +120,34 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
                          f"'journal:search.log', got {url!r}")
     engine_kwargs = {"connect_args": {"connect_timeout": 10}} if url.startswith("postgres") else {}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
     except Exception as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ValueError(f"cannot open storage {masked(url)}: {reason}") from None
+    if storage.engine.dialect.name == "sqlite":
+        _lock_sqlite_transactions(storage.engine)
+    return storage
+
+
+def _lock_sqlite_transactions(engine) -> None:
+    """Make each SQLite transaction take the database's write lock when it begins.
+
+    A worker claims a queued trial by reading its state and then writing RUNNING. SQLite
+    ignores ``SELECT ... FOR UPDATE`` and Python's sqlite3 begins a transaction only at the
+    write, so two workers could both read WAITING and both run the trial. ``BEGIN IMMEDIATE``
+    (SQLAlchemy's recipe for pysqlite) makes the read and the write one atomic step.
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the listeners: open new ones
 
 
 # --- the task a study stores -----------------------------------------------------------------
@@ -444,7 +486,10 @@ class Search:
 
         def beat():
             while not beating.wait(heartbeat):
-                self._storage.set_trial_system_attr(trial_id, "heartbeat", time.time())
+                try:
+                    self._storage.set_trial_system_attr(trial_id, "heartbeat", time.time())
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    return  # declared dead meanwhile (see below)
 
         self._storage.set_trial_system_attr(trial_id, "heartbeat", time.time())
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -467,18 +512,19 @@ class Search:
                  else history.val_loss)[-1]
         if value is None or not math.isfinite(value):
             value = math.inf if self.task["metric"] == "val_loss" else 0.0
-        trial.set_user_attr("curve", {
-            "step": list(history.eval_step), "val_loss": _finite(history.val_loss),
-            "val_accuracy": _finite(history.val_accuracy)})
-        trial.set_user_attr("train_loss", _finite(history.train_loss[-1:])[0])
-        trial.set_user_attr("steps", history.steps_done)
-        trial.set_user_attr("seconds", history.time[-1] if history.time else 0.0)
-        trial.set_user_attr("stop_reason", history.stop_reason)
         try:
-            self.study.tell(trial, value)
+            trial.set_user_attr("curve", {
+                "step": list(history.eval_step), "val_loss": _finite(history.val_loss),
+                "val_accuracy": _finite(history.val_accuracy)})
+            trial.set_user_attr("train_loss", _finite(history.train_loss[-1:])[0])
+            trial.set_user_attr("steps", history.steps_done)
+            trial.set_user_attr("seconds", history.time[-1] if history.time else 0.0)
+            trial.set_user_attr("stop_reason", history.stop_reason)
+            told = self.study.tell(trial, value, skip_if_finished=True)
         except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # declared dead while it ran (a pause longer than grace_period); it was requeued
-        return value
+            told = None
+        # None: declared dead while it ran (a pause longer than grace_period); it was requeued
+        return value if told is not None and told.state == TrialState.COMPLETE else None
 
     def _fail_and_requeue(self, trial: optuna.Trial) -> None:
         if self._set_state(trial.number, TrialState.FAIL):

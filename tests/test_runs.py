@@ -130,6 +130,7 @@ def test_the_budget_is_respected(digits_loaders):
     assert history.steps_done == history.total_steps == 37
     assert history.stop_reason == "completed" and len(history.train_loss) == 37
     assert history.eval_step[-1] == 37  # evaluated at the end
+    assert len(history.eval_step) == 10  # evaluations=10, not one more
     assert run(digits_loaders, steps=40).eval_step == list(range(4, 41, 4))  # evaluations=10
 
     n = len(train.inputs)
@@ -137,7 +138,7 @@ def test_the_budget_is_respected(digits_loaders):
                  steps=None)
     assert epochs.steps_done == 2 * math.ceil(n / 100)
     assert sum(epochs.batch_size) == 2 * n and epochs.epoch[-1] == 2.0
-    assert len(epochs.eval_step) == 5  # every steps_done // 4 steps, and once at the end
+    assert len(epochs.eval_step) == 4  # every ceil(steps / 4) steps, the last at the end
 
     with pytest.raises(ValueError, match="exactly one"):
         run(digits_loaders, steps=None)
