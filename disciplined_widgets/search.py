@@ -32,6 +32,7 @@ import re
 import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import quote
@@ -331,6 +332,8 @@ class Search:
                 raise ValueError(f"study {name!r} already exists with a different task; use "
                                  f"Search.join({name!r}, storage) or another name")
             return study
+        if name is None:  # a readable name; pass study= to open it again later
+            name = f"{self.task['sampler']}-search-{uuid.uuid4().hex[:6]}"
         study = optuna.create_study(study_name=name, storage=self._storage, direction=direction,
                                     sampler=self._sampler())
         study.set_user_attr(TASK_KEY, self.task)

@@ -41,6 +41,11 @@ def lab():
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # render every cell up front: with windowing, cells move while the notebook lays out
+    notebook_settings = settings.parent / "notebook-extension"
+    notebook_settings.mkdir()
+    (notebook_settings / "tracker.jupyterlab-settings").write_text(
+        json.dumps({"windowingMode": "none"}))
     port = free_port()
     env = {**os.environ, "JUPYTER_TOKEN": TOKEN, "JUPYTER_CONFIG_DIR": str(home / "config"),
            "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "BROWSER": "true"}
@@ -156,4 +161,37 @@ def test_widgets_in_jupyterlab(lab, page):
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
     texts = [errors.nth(i).inner_text() for i in range(errors.count())]
     assert not any("Traceback" in t or "Error" in t for t in texts), texts
+    assert page.locator(".jupyter-widgets span[style*='c62828']").count() == 0
+
+
+def test_search_widget_in_jupyterlab(lab, page):
+    """Chapter 7's SearchWidget: Run fills the grid live, Stop puts the running trial back."""
+    # a fresh tab in its own workspace: leaving an edited notebook would ask to stay, and two
+    # tabs on one workspace keep rearranging each other
+    page = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+    shots = Shots(page)
+    page.goto(f"{lab}/lab/workspaces/search/tree/07_search_strategies.ipynb?token={TOKEN}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    for index in (1, 2, 4, 7, 8):  # the code cells up to the widget; no search has run yet
+        select_cell(page, index)
+        run_cells(page, 1)
+    shots("cells_run")
+    summary = page.locator(".widget-html", has_text="queued").first
+    summary.wait_for(timeout=60_000)
+    assert "0 of 16 complete" in summary.inner_text()
+    run_button = page.locator(".jupyter-widgets button", has_text="Run").first
+    run_button.scroll_into_view_if_needed()
+    shots("search_widget_shown")
+    run_button.click()
+    page.locator(".jupyter-widgets img").first.wait_for(state="visible", timeout=60_000)
+    page.wait_for_function(
+        "() => /([3-9]|1[0-6]) of 16 complete/.test(document.body.innerText)", timeout=60_000)
+    shots("search_running")
+    page.locator(".jupyter-widgets button", has_text="Stop").first.click()
+    page.locator(".widget-html", has_text="stopped after").first.wait_for(timeout=30_000)
+    shots("search_stopped")
+    text = page.locator(".widget-html", has_text="of 16 complete").first.inner_text()
+    assert "0 running" in text and "failed" in text
+    assert page.locator(".dw-search-table tbody tr").count() >= 3
     assert page.locator(".jupyter-widgets span[style*='c62828']").count() == 0
