@@ -31,11 +31,11 @@ class LivePlot:
     """``draw(data) -> Figure`` rendered into ``self.image`` (throttled, off the caller's thread)."""
 
     def __init__(self, draw: Callable[[Any], Figure], *, max_fps: float = 4.0,
-                 budget: float = 0.03, dpi: int = 80):
+                 budget: float = 0.03, dpi: int = 100):
         self.draw, self.interval, self.budget, self.dpi = draw, 1.0 / max_fps, budget, dpi
-        # hidden until the first drawing, so no empty-image icon shows
-        self.image = widgets.Image(format="png",
-                                   layout=widgets.Layout(max_width="100%", display="none"))
+        # natural size (a flex column would stretch it to the full width), hidden until drawn
+        self.image = widgets.Image(format="png", layout=widgets.Layout(
+            max_width="100%", align_self="flex-start", display="none"))
         self.renders = 0
         self._latest: Any = None
         self._pending = threading.Event()
