@@ -377,11 +377,14 @@ class Search:
                         states.count(TrialState.FAIL), self.task["n_trials"])
 
     def fail_stale_trials(self) -> list[int]:
-        """Mark running trials silent for ``grace_period`` seconds failed and queue them again."""
+        """Mark running trials silent for ``grace_period`` seconds failed and queue them again
+        (silent since their start when their worker died before its first heartbeat)."""
         failed = []
         now = time.time()
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             beat = trial.system_attrs.get("heartbeat")
+            if beat is None and trial.datetime_start is not None:
+                beat = trial.datetime_start.timestamp()
             if beat is None or now - beat <= self.grace_period:
                 continue
             if self._set_state(trial.number, TrialState.FAIL):

@@ -309,8 +309,8 @@ def test_a_killed_workers_trial_fails_and_is_run_again_by_another(tmp_path):
            device="cpu")
     first = worker("killed", url, "--heartbeat", "0.5")
     watcher = Search.join("killed", url)
-    wait_until(lambda: trials(watcher, TrialState.RUNNING) or first.poll() is not None,
-               what="the first worker's trial")
+    wait_until(lambda: any("worker" in t.user_attrs for t in trials(watcher, TrialState.RUNNING))
+               or first.poll() is not None, what="the first worker's trial")
     first.send_signal(signal.SIGKILL)
     assert first.wait(timeout=30) == -signal.SIGKILL
     running = trials(watcher, TrialState.RUNNING)
@@ -442,3 +442,15 @@ def test_a_password_from_the_environment_stays_whole_and_hidden(monkeypatch):
                storage="postgresql://dw:$DW_SECRET@127.0.0.1:1/db")
     assert "p@ss" not in str(error.value) and "ss/word" not in str(error.value)
     assert "127.0.0.1" in str(error.value)
+
+
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_too():
+    search = Search("mlp", "digits", {"max_lr": [0.05, 0.3]}, sampler="grid", steps=20,
+                    grace_period=0.2)
+    claimed = search._next_trial()  # claimed, as a worker does, which then dies at once
+    assert search.progress().running == 1
+    time.sleep(0.3)
+    assert search.fail_stale_trials() == [claimed.number]
+    assert search.progress() == Progress(0, 0, 2, 1, 2)
+    search.run()
+    assert search.progress() == Progress(2, 0, 0, 1, 2)
