@@ -4,15 +4,10 @@ Real trials (an MLP on the digits data, a few dozen steps each), real storages (
 file, SQLite) and real worker processes started through the command line.
 """
 
-import itertools
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -21,8 +16,8 @@ from optuna.trial import TrialState
 
 from disciplined_widgets.__main__ import main
 from disciplined_widgets.search import STORAGE_ENV, Progress, Search, log_range, masked
+from search_workers import finish, grid_points, points, reported_trials, worker, worker_name
 
-ROOT = Path(__file__).resolve().parents[1]
 GRID = {"max_lr": [0.05, 0.3], "momentum": ["cyclical", 0.9], "batch_size": [32, 64]}
 GRID6 = {"max_lr": [0.05, 0.1, 0.3], "batch_size": [32, 64]}
 # trials long enough (about a second each here) that a second worker starts before the first
@@ -35,43 +30,9 @@ def _one_thread():
     torch.set_num_threads(1)
 
 
-def grid_points(space):
-    names = sorted(space)
-    return sorted(itertools.product(*(space[n] for n in names)), key=repr)
-
-
-def points(table, space, state="complete"):
-    rows = table if state is None else table[table.state == state]
-    return sorted((tuple(r) for r in rows[sorted(space)].itertuples(index=False)), key=repr)
-
-
 def trials(search, state=None):
     states = None if state is None else (state,)
     return search.study.get_trials(deepcopy=False, states=states)
-
-
-def worker(study, storage, *options, env=None):
-    """A worker process started through the command line, one torch thread."""
-    command = [sys.executable, "-m", "disciplined_widgets", "search", "worker", "--study", study,
-               "--storage", storage, "--threads", "1", "--device", "cpu", *options]
-    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
-
-
-def finish(process, timeout=120):
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-        pytest.fail(f"worker still running after {timeout} s\n{out}\n{err}")
-    return process.returncode, out, err
-
-
-def reported_trials(out):
-    """The trial numbers a worker printed as done ("trial N: val_accuracy V")."""
-    return [int(line.split()[1].rstrip(":")) for line in out.splitlines()
-            if line.startswith("trial ")]
 
 
 def wait_until(condition, timeout=60.0, what="condition"):
@@ -82,10 +43,6 @@ def wait_until(condition, timeout=60.0, what="condition"):
             return value
         time.sleep(0.05)
     pytest.fail(f"timed out after {timeout} s waiting for {what}")
-
-
-def worker_name(process):
-    return f"{socket.gethostname()}:{process.pid}"
 
 
 # ---- in one process ----

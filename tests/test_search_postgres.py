@@ -5,13 +5,11 @@ Needs Debian's PostgreSQL server binaries (/usr/lib/postgresql/*/bin/; .ci/run i
 """
 
 import glob
-import itertools
 import os
 import pwd
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -19,10 +17,10 @@ import pytest
 import torch
 
 from disciplined_widgets.search import Progress, Search
+from search_workers import finish, grid_points, points, reported_trials, worker, worker_name
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 USER, DATABASE = "dw", "dw_search"
 GRID6 = {"max_lr": [0.05, 0.1, 0.3], "batch_size": [32, 64]}
 
@@ -84,33 +82,6 @@ def postgres():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def worker(study, storage, env=None):
-    command = [sys.executable, "-m", "disciplined_widgets", "search", "worker", "--study", study,
-               "--storage", storage, "--threads", "1", "--device", "cpu"]
-    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
-
-
-def finish(process, timeout=120):
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-        pytest.fail(f"worker still running after {timeout} s\n{out}\n{err}")
-    return process.returncode, out, err
-
-
-def grid_points(space):
-    names = sorted(space)
-    return sorted(itertools.product(*(space[n] for n in names)), key=repr)
-
-
-def completed_points(table, space):
-    rows = table[table.state == "complete"]
-    return sorted((tuple(r) for r in rows[sorted(space)].itertuples(index=False)), key=repr)
-
-
 def test_two_workers_share_a_grid_through_postgres(postgres):
     port, database = postgres
     url = f"postgresql://{USER}@127.0.0.1:{port}/{database}"
@@ -126,11 +97,10 @@ def test_two_workers_share_a_grid_through_postgres(postgres):
 
     assert search.progress() == Progress(6, 0, 0, 0, 6)
     table = search.table()
-    assert len(table) == 6 and completed_points(table, GRID6) == grid_points(GRID6)
+    assert len(table) == 6 and points(table, GRID6) == grid_points(GRID6)
     assert (table.steps == 150).all()
-    assert set(table.worker) == {f"{socket.gethostname()}:{w.pid}" for w in workers}
-    ran = sorted(int(line.split()[1].rstrip(":")) for _, out, _ in results
-                 for line in out.splitlines() if line.startswith("trial "))
+    assert set(table.worker) == {worker_name(w) for w in workers}
+    ran = sorted(n for _, out, _ in results for n in reported_trials(out))
     assert ran == list(range(6))  # no trial ran twice
 
     with pytest.raises(ValueError, match=r"no study 'nope' .*; it has \[.*'shared'.*\]"):
