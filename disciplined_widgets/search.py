@@ -46,6 +46,7 @@ from torch import nn
 
 from . import models
 from .checks import positive_int
+from .data import NAMES as DATA_NAMES
 from .data import Dataset, load_dataset
 from .loader import TensorLoader
 from .runs import HYPERPARAMETERS, Hyperparameters, train_run
@@ -279,6 +280,12 @@ class Search:
         elif n_trials is None:
             raise ValueError(f"a {sampler} search needs n_trials")
         model_ref, data_ref = _reference(model, "model"), _reference(data, "data")
+        if isinstance(model, str) and model not in MODELS and ":" not in model:
+            raise ValueError(f"model must be one of {sorted(MODELS)}, 'module:function' or a "
+                             f"function, got {model!r}")
+        if isinstance(data, str) and data not in DATA_NAMES and ":" not in data:
+            raise ValueError(f"data must be one of {DATA_NAMES}, 'module:function' or a "
+                             f"function, got {data!r}")
         self._model, self._data = model, data
         self.task = {
             "model": model_ref, "model_kwargs": dict(model_kwargs or {}),

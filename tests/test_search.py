@@ -308,6 +308,8 @@ BAD = [
     (dict(n_trials=3), ValueError, "the grid has 2 points"),
     (dict(metric="accuracy"), ValueError, "metric"),
     (dict(fixed={"batch_size": 0}), ValueError, "batch_size"),
+    (dict(model="resnet"), ValueError, "model must be one of"),
+    (dict(data="cifar"), ValueError, "data must be one of"),
 ]
 
 
@@ -317,7 +319,8 @@ def test_bad_input_fails_early_and_creates_nothing(tmp_path, changes, error, mat
                      storage=f"sqlite:///{tmp_path}/bad.db")
     arguments.update(changes)
     with pytest.raises(error, match=match):
-        Search("mlp", "digits", arguments.pop("space"), **arguments)
+        Search(arguments.pop("model", "mlp"), arguments.pop("data", "digits"),
+               arguments.pop("space"), **arguments)
     assert os.listdir(tmp_path) == []
 
 
