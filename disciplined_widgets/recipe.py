@@ -174,18 +174,18 @@ def discipline(
         from tqdm.auto import tqdm
         bar = tqdm(total=budget_samples, unit="sample", desc="discipline")
 
-    def account(history: History, batch_size: int) -> None:
-        spent["steps"] += history.steps_done
-        spent["samples"] += history.steps_done * batch_size
+    def account(steps: int, batch_size: int) -> None:
+        spent["steps"] += steps
+        spent["samples"] += steps * batch_size
         spent["runs"] += 1
         if bar is not None:
-            bar.update(history.steps_done * batch_size)
+            bar.update(steps * batch_size)
 
     def short_run(stage: str, hp: Hyperparameters, steps: int = trial_steps) -> History:
         history = train_run(model_factory, train_loader, val_loader, hp, steps=steps,
                             criterion=criterion, seed=seed, device=device,
                             callback=None if callback is None else (lambda h: callback(stage, h)))
-        account(history, hp.batch_size)
+        account(history.steps_done, hp.batch_size)
         return history
 
     decisions: list[Decision] = []
@@ -197,11 +197,7 @@ def discipline(
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-7, momentum=0.9)
         result = lr_range_test(model, optimizer, criterion, train_loader, num_iter=range_test_steps,
                                device=device, seed=seed)
-        spent["steps"] += len(result.lrs)
-        spent["samples"] += len(result.lrs) * base_batch
-        spent["runs"] += 1
-        if bar is not None:
-            bar.update(len(result.lrs) * base_batch)
+        account(len(result.lrs), base_batch)
         bounds = result.bounds()
         if bounds is None:
             raise ValueError("the range test found no usable learning rate (the loss never fell); "
@@ -300,7 +296,7 @@ def discipline(
         history = train_run(keep_model, train_loader, val_loader, hp, steps=final_steps,
                             criterion=criterion, seed=seed, device=device, evaluations=20,
                             callback=None if callback is None else (lambda h: callback("final", h)))
-        account(history, chosen_batch)
+        account(history.steps_done, chosen_batch)
     finally:
         if bar is not None:
             bar.close()
