@@ -17,7 +17,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # The repository's address lives in pyproject.toml; README and notebook badges follow it.
 REPOSITORY := $(shell sed -n 's|^Repository = "https://github.com/\(.*\)"|\1|p' pyproject.toml)
 
-.PHONY: install lab test bench student repository clean
+.PHONY: install browser lab test bench student repository clean
 
 install: $(INSTALLED)
 
@@ -31,7 +31,11 @@ $(INSTALLED): pyproject.toml
 lab: $(INSTALLED)
 	$(BIN)/jupyter lab --notebook-dir=notebooks --ServerApp.ip=$(HOST) --ServerApp.port=$(PORT) $(ROOT_FLAG) $(LAB_ARGS)
 
-test: $(INSTALLED)
+# The browser tests' Chromium: Playwright's, a system one, or installed now (tests/chromium.py)
+browser: $(INSTALLED)
+	@$(BIN)/python tests/chromium.py
+
+test: $(INSTALLED) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(INSTALLED)

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from chromium import MISSING, find_chromium
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
 TOKEN = "dw-browser-test"
 
 pytestmark = pytest.mark.browser
@@ -34,8 +35,6 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def lab():
     """JupyterLab via `make lab` on a free loopback port, with pop-ups configured away."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does)")
     home = Path(tempfile.mkdtemp(prefix="dw-lab-"))
     settings = home / "config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
@@ -74,8 +73,11 @@ def lab():
 def page(lab):
     from playwright.sync_api import sync_playwright
 
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.fail(MISSING)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+        browser = playwright.chromium.launch(executable_path=chromium, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--no-first-run"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
