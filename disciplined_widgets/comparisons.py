@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .checks import optimizer_holds, positive_float, positive_int
+from .optim import CYCLICAL_MOMENTUM, has_momentum, set_momentum
 from .schedules import BatchSizeSchedule, one_cycle, preview
 from .snapshot import Snapshot
 from .train import History, fit
@@ -79,18 +80,10 @@ class Comparison:
         return plot_comparison(self, x=x)
 
 
-def _set_all(optimizer: torch.optim.Optimizer, key: str, value: float) -> None:
-    for group in optimizer.param_groups:
-        if key == "momentum" and "momentum" not in group:
-            group["betas"] = (value, *group["betas"][1:])
-        else:
-            group[key] = value
-
-
 def compare(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    criterion: Callable,
+    criterion: Callable | None,
     train_loader,
     val_loader=None,
     *,
@@ -101,12 +94,13 @@ def compare(
     div: float = 10.0,
     callback: Callable[[int, History], Any] | None = None,
     stop_event: Any = None,
-    **fit_options,
+    **options,
 ) -> Comparison:
     """Run ``fit`` for ``epochs`` once per value of ``parameter`` (see the module docstring).
 
     ``callback(index, history)`` follows each run live; ``stop_event`` ends the current run
-    and skips the rest. ``fit_options`` go to every ``fit``.
+    and skips the rest. The other keyword options (``device``, ``amp``, ``loss_fn``, ...; see
+    :class:`~disciplined_widgets.train.TrainingOptions`) go to every ``fit``.
     """
     optimizer_holds(model, optimizer)
     if parameter not in PARAMETERS:
@@ -124,7 +118,7 @@ def compare(
         for value in values:
             positive_int("values", value)
     elif parameter == "momentum":
-        if "momentum" not in group and "betas" not in group:
+        if not has_momentum(optimizer):
             raise ValueError(f"{type(optimizer).__name__} has no momentum or betas")
         for value in values:
             if value == "cyclical":
@@ -155,34 +149,33 @@ def compare(
             if stop_event is not None and stop_event.is_set():
                 break
             start.restore()
-            scale, batch_size_schedule, cycle_momentum = 1.0, None, (0.95, 0.85)
+            scale, batch_size_schedule, cycle_momentum = 1.0, None, CYCLICAL_MOMENTUM
             if parameter == "batch_size":
                 train_loader.batch_size = value
                 scale = value / base_batch
                 for g, lr in zip(optimizer.param_groups, base_lrs):
                     g["lr"] = lr * scale
             elif parameter == "momentum":
-                if value == "cyclical":
-                    cycle_momentum = (0.95, 0.85)
-                else:
-                    _set_all(optimizer, "momentum", float(value))
+                if value != "cyclical":
+                    for g in optimizer.param_groups:
+                        set_momentum(g, value)
                     cycle_momentum = None
             elif parameter == "weight_decay":
-                _set_all(optimizer, "weight_decay", float(value))
+                for g in optimizer.param_groups:
+                    g["weight_decay"] = float(value)
             else:
                 batch_size_schedule = value
             schedulers = []
             if max_lr is not None:
                 steps = len(preview(optimizer, epochs=epochs, train_loader=train_loader,
                                     batch_size_schedule=batch_size_schedule).step)
-                has_momentum = "momentum" in group or "betas" in group
                 schedulers = [one_cycle(optimizer, max_lr * scale, steps, div=div,
-                                        momentum=cycle_momentum if has_momentum else None)]
+                                        momentum=cycle_momentum if has_momentum(optimizer) else None)]
             run_callback = None if callback is None else (lambda h, i=index: callback(i, h))
             histories.append(fit(model, optimizer, criterion, train_loader, val_loader,
                                  epochs=epochs, schedulers=schedulers,
                                  batch_size_schedule=batch_size_schedule,
-                                 callback=run_callback, stop_event=stop_event, **fit_options))
+                                 callback=run_callback, stop_event=stop_event, **options))
     finally:
         start.restore()
         if base_batch is not None:

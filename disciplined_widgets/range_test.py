@@ -17,11 +17,11 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
-from .batch import Unpack, unpack_batch
-from .checks import loader_length, optimizer_holds, positive_float, positive_int
+from .checks import optimizer_holds, positive_float, positive_int
 from .snapshot import Snapshot
 from .suggest import Suggestions, ema, suggest, usable_window
-from .train import History, fit
+from .optim import momentum_key, set_momentum
+from .train import History, TrainingOptions, fit
 
 MODES = ("exp", "linear")
 
@@ -195,7 +195,7 @@ def _loader_generator(loader) -> list[torch.Generator]:
 def lr_range_test(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    criterion: Callable,
+    criterion: Callable | None,
     train_loader: Iterable,
     *,
     start_lr: float = 1e-7,
@@ -207,17 +207,13 @@ def lr_range_test(
     val_loader: Iterable | None = None,
     val_every: int | None = None,
     val_batches: int | None = 4,
-    accumulation_steps: int = 1,
-    amp: str | None = None,
-    grad_scaler: torch.amp.GradScaler | None = None,
-    device: str | torch.device | None = None,
     callback: Callable[[RangeTestResult], Any] | None = None,
     stop_event: Any = None,
-    unpack: Unpack = unpack_batch,
     seed: int | None = None,
     snapshot: str = "cpu",
     progress_bar: bool = False,
     settings: dict | None = None,
+    **options,
 ) -> RangeTestResult:
     """Run an LR range test and return its :class:`RangeTestResult`.
 
@@ -228,6 +224,10 @@ def lr_range_test(
     steps (default: 10 points over the test), as Smith does with the test loss.
     ``callback(partial_result)`` runs after every step. The snapshot that restores
     everything is kept on the CPU, or with ``snapshot="disk"`` in a private temporary directory.
+    ``criterion`` is None for a model that returns its own ``.loss``; the other keyword options
+    (``loss_fn``, ``unpack``, ``device``, ``amp``, ``grad_scaler``, ``accumulation_steps``,
+    ``clip_grad_norm``, ...) are :class:`~disciplined_widgets.train.TrainingOptions`. Steps
+    whose update fp16's GradScaler skipped are left out of the curve.
     """
     optimizer_holds(model, optimizer)
     start_lr = positive_float("start_lr", start_lr)
@@ -244,12 +244,11 @@ def lr_range_test(
         raise ValueError(f"smooth must be a number in [0, 1), got {smooth!r}")
     if positive_float("diverge_factor", diverge_factor) <= 1:
         raise ValueError(f"diverge_factor must be > 1, got {diverge_factor!r}")
-    loader_length("train_loader", train_loader)
+    training_options = TrainingOptions.of(options)
     if val_loader is None:
         if val_every is not None:
             raise ValueError("val_every asks for validation points but val_loader is None")
     else:
-        loader_length("val_loader", val_loader)
         positive_int("val_every", val_every, allow_none=True)
         positive_int("val_batches", val_batches, allow_none=True)
         val_every = val_every or max(1, num_iter // 10)
@@ -264,9 +263,12 @@ def lr_range_test(
                   start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
                   settings=dict(settings or {}))
     def result_of(history: History, stop_reason: str) -> RangeTestResult:
-        lr_at = history.lr
+        lr_at, skipped = history.lr, set(history.skipped_steps)
+        kept = [i for i, step in enumerate(history.step) if step not in skipped]
+        losses = history.train_loss
         return RangeTestResult(
-            lrs=list(lr_at), losses=list(history.train_loss), stop_reason=stop_reason,
+            lrs=[lr_at[i] for i in kept], losses=[losses[i] for i in kept],
+            stop_reason=stop_reason,
             val_steps=list(history.eval_step),
             val_lrs=[lr_at[s - 1] for s in history.eval_step],
             val_losses=list(history.val_loss), val_accuracies=list(history.val_accuracy),
@@ -281,15 +283,14 @@ def lr_range_test(
             callback(result_of(history, "running"))
 
     original_device = next(model.parameters()).device
-    saved = Snapshot(model, optimizer, grad_scaler, where=snapshot,
+    saved = Snapshot(model, optimizer, training_options.grad_scaler, where=snapshot,
                      generators=_loader_generator(train_loader))
     try:
         history = fit(model, optimizer, criterion, train_loader, val_loader, steps=num_iter,
                       schedulers=[_LRSweep(optimizer, lrs)], eval_every=val_every,
                       eval_each_epoch=False, eval_batches=val_batches, callback=on_step,
-                      stop_event=stop, device=device, amp=amp, grad_scaler=grad_scaler,
-                      accumulation_steps=accumulation_steps, unpack=unpack, seed=seed,
-                      sync_every=1, progress_bar=progress_bar)
+                      stop_event=stop, seed=seed, progress_bar=progress_bar,
+                      **{**options, "sync_every": 1})
     finally:
         model.to(original_device)
         saved.restore()
@@ -303,7 +304,7 @@ def lr_range_test(
 def range_tests(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    criterion: Callable,
+    criterion: Callable | None,
     train_loader: Iterable,
     *,
     weight_decays: list[float] | None = None,
@@ -324,19 +325,19 @@ def range_tests(
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ValueError(f"{parameter}s must be numbers >= 0, got {value!r}")
     groups = optimizer.param_groups
-    key = parameter
-    if parameter == "momentum" and "momentum" not in groups[0]:
-        if "betas" not in groups[0]:
-            raise ValueError(f"{type(optimizer).__name__} has neither momentum nor betas")
-        key = "betas"
-    elif key not in groups[0]:
-        raise ValueError(f"{type(optimizer).__name__} has no {parameter}")
+    key = momentum_key(groups[0]) if parameter == "momentum" else parameter
+    if key is None or key not in groups[0]:
+        raise ValueError(f"{type(optimizer).__name__} has no {parameter}"
+                         + (" (nor betas)" if parameter == "momentum" else ""))
     originals = [g[key] for g in groups]
     results = []
     try:
         for value in values:
             for group in groups:
-                group[key] = (float(value), *group["betas"][1:]) if key == "betas" else float(value)
+                if key == "weight_decay":
+                    group[key] = float(value)
+                else:
+                    set_momentum(group, value)
             results.append(lr_range_test(model, optimizer, criterion, train_loader,
                                          settings={parameter: float(value)}, **kwargs))
     finally:

@@ -27,12 +27,13 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .checks import loader_length, positive_int
+from .checks import positive_int
 from .comparisons import Comparison
 from .memory import BatchProbe, largest_batch_size
 from .range_test import RangeTestResult, lr_range_test
-from .runs import Hyperparameters, train_run
-from .train import History
+from .runs import Hyperparameters, OptimizerFactory, build_optimizer, train_run
+from .step import CROSS_ENTROPY, criterion_with
+from .train import History, TrainingOptions
 
 WEIGHT_DECAYS = (1e-3, 1e-4, 1e-5, 0.0)
 CONSTANT_MOMENTUMS = (0.85, 0.9, 0.95)
@@ -123,16 +124,17 @@ def discipline(
     val_loader,
     *,
     budget_steps: int,
-    criterion: Callable | None = None,
+    criterion: Callable | None = CROSS_ENTROPY,
+    optimizer: OptimizerFactory = torch.optim.SGD,
     trial_steps: int | None = None,
     range_test_steps: int | None = None,
     tolerance: float = 0.005,
     memory_margin: float = 0.2,
     max_batch_size: int | None = None,
-    device: str | torch.device | None = None,
     seed: int = 0,
     callback: Callable[[str, History], Any] | None = None,
     progress_bar: bool = False,
+    **options,
 ) -> Recipe:
     """Choose LR bounds, weight decay, momentum and batch size, then train (module docstring).
 
@@ -140,7 +142,17 @@ def discipline(
     training included. ``trial_steps`` (default ``budget_steps // 30``) is the length of each
     short run, ``range_test_steps`` (default up to 200) the range test's. ``callback(stage,
     history)`` follows every run live. The user's loaders are not changed.
+
+    ``criterion`` defaults to cross-entropy (None: the model's own ``.loss``); ``optimizer``
+    (a class or a function ``params -> optimizer``; default SGD) is built fresh for every run,
+    with the cycled momentum as Adam's beta1 for Adam-like optimizers. The other keyword
+    options (``loss_fn``, ``device``, ``amp``, ``accumulation_steps``, ``clip_grad_norm``,
+    ``unpack``, ...) go to every run, as :class:`~disciplined_widgets.train.TrainingOptions`.
     """
+    TrainingOptions.of(options)
+    criterion = criterion_with(criterion, options.get("loss_fn"))
+    if val_loader is None:
+        raise ValueError("val_loader is None: every decision of the recipe is read from validation")
     if not callable(model_factory) or isinstance(model_factory, nn.Module):
         raise TypeError("model_factory must be a function that builds a fresh model, such as "
                         f"lambda: MyNet(), got {type(model_factory).__name__}")
@@ -149,7 +161,6 @@ def discipline(
     if not isinstance(base_batch, int):
         raise TypeError("train_loader must have an int batch_size (a TensorLoader or DataLoader)")
     n_train = len(train_loader.dataset) if hasattr(train_loader, "dataset") else len(train_loader.inputs)
-    loader_length("val_loader", val_loader)
     trial_steps = max(20, budget_steps // 30) if trial_steps is None else trial_steps
     range_test_steps = (max(50, min(200, budget_steps // 20)) if range_test_steps is None
                         else range_test_steps)
@@ -165,7 +176,6 @@ def discipline(
         raise ValueError(f"budget_steps={budget_steps} is too small: the range test and the short "
                          f"runs take up to {tests} steps and the final training needs at least as "
                          f"many; give budget_steps >= {2 * tests} or a smaller trial_steps")
-    criterion = criterion or nn.CrossEntropyLoss()
     start_time = time.perf_counter()
     budget_samples = budget_steps * base_batch
     spent = {"steps": 0, "samples": 0, "runs": 0}
@@ -183,8 +193,9 @@ def discipline(
 
     def short_run(stage: str, hp: Hyperparameters, steps: int = trial_steps) -> History:
         history = train_run(model_factory, train_loader, val_loader, hp, steps=steps,
-                            criterion=criterion, seed=seed, device=device,
-                            callback=None if callback is None else (lambda h: callback(stage, h)))
+                            criterion=criterion, optimizer=optimizer, seed=seed,
+                            callback=None if callback is None else (lambda h: callback(stage, h)),
+                            **options)
         account(history.steps_done, hp.batch_size)
         return history
 
@@ -194,9 +205,9 @@ def discipline(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = model_factory()
-        optimizer = torch.optim.SGD(model.parameters(), lr=1e-7, momentum=0.9)
-        result = lr_range_test(model, optimizer, criterion, train_loader, num_iter=range_test_steps,
-                               device=device, seed=seed)
+        probe = build_optimizer(optimizer, model, lr=1e-7, weight_decay=0.0, momentum=0.9)
+        result = lr_range_test(model, probe, criterion, train_loader, num_iter=range_test_steps,
+                               seed=seed, **options)
         account(len(result.lrs), base_batch)
         bounds = result.bounds()
         if bounds is None:
@@ -258,7 +269,7 @@ def discipline(
         # 4. the largest batch that fits, LR scaled, checked on the same number of samples
         largest, probes = largest_batch_size(model_factory, train_loader, criterion=criterion,
                                              start=base_batch, cap=cap, margin=memory_margin,
-                                             device=device)
+                                             **options)
         batch_runs_done = {base_batch: momentum_runs[chosen_momentum]}
         size = base_batch * 2
         while size <= largest:
@@ -294,8 +305,9 @@ def discipline(
             return model
 
         history = train_run(keep_model, train_loader, val_loader, hp, steps=final_steps,
-                            criterion=criterion, seed=seed, device=device, evaluations=20,
-                            callback=None if callback is None else (lambda h: callback("final", h)))
+                            criterion=criterion, optimizer=optimizer, seed=seed, evaluations=20,
+                            callback=None if callback is None else (lambda h: callback("final", h)),
+                            **options)
         account(history.steps_done, chosen_batch)
     finally:
         if bar is not None:

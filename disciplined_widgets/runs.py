@@ -1,9 +1,10 @@
 """One short training described by plain hyper-parameters: the unit of searches and the recipe.
 
 A run builds a fresh model with ``model_factory()`` (the same initial weights for every run
-with the same ``seed``), plain SGD with the run's momentum and weight decay, and 1cycle
-(Smith 1803.09820 section 4.1) from ``max_lr / div_factor`` up to ``max_lr`` and back, over
-a budget of ``steps`` optimizer steps or ``epochs``. ``momentum="cyclical"`` cycles
+with the same ``seed``), an optimizer (plain SGD by default, or any ``params -> optimizer``
+such as ``torch.optim.AdamW``) with the run's momentum (Adam: beta1) and weight decay, and
+1cycle (Smith 1803.09820 section 4.1) from ``max_lr / div_factor`` up to ``max_lr`` and back,
+over a budget of ``steps`` optimizer steps or ``epochs``. ``momentum="cyclical"`` cycles
 0.95 -> 0.85 -> 0.95 against the LR (section 4.3); a number keeps it constant. The batch
 size resizes a copy of the training loader; the user's loader is not changed.
 """
@@ -19,11 +20,13 @@ from torch import nn
 
 from .checks import positive_float, positive_int
 from .loader import with_batch_size
+from .optim import CYCLICAL_MOMENTUM, has_momentum, set_momentum
 from .schedules import one_cycle
+from .step import CROSS_ENTROPY, criterion_with
 from .train import History, fit
 
 HYPERPARAMETERS = ("max_lr", "div_factor", "momentum", "weight_decay", "batch_size")
-CYCLICAL_MOMENTUM = (0.95, 0.85)
+OptimizerFactory = Callable[[Any], torch.optim.Optimizer]
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,30 @@ class Hyperparameters:
         return self.max_lr / self.div_factor
 
 
+def build_optimizer(optimizer: OptimizerFactory, model: nn.Module, *, lr: float,
+                    weight_decay: float, momentum: float | None) -> torch.optim.Optimizer:
+    """``optimizer(model.parameters())`` (a class such as ``torch.optim.AdamW``, or a factory),
+    with ``lr``, ``weight_decay`` and ``momentum`` (Adam: beta1) set on every param group."""
+    if not callable(optimizer) or isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError("optimizer must be an optimizer class or a function params -> optimizer, "
+                        f"such as torch.optim.AdamW, got {type(optimizer).__name__}")
+    built = optimizer(model.parameters())
+    if not isinstance(built, torch.optim.Optimizer):
+        raise TypeError(f"optimizer(params) must return a torch.optim.Optimizer, got "
+                        f"{type(built).__name__}")
+    if momentum is not None and not has_momentum(built):
+        raise ValueError(f"{type(built).__name__} has no momentum or betas for momentum={momentum!r}")
+    if weight_decay and "weight_decay" not in built.param_groups[0]:
+        raise ValueError(f"{type(built).__name__} has no weight_decay for weight_decay={weight_decay!r}")
+    for group in built.param_groups:
+        group["lr"] = lr
+        if "weight_decay" in group:
+            group["weight_decay"] = weight_decay
+        if momentum is not None:
+            set_momentum(group, momentum)
+    return built
+
+
 def train_run(
     model_factory: Callable[[], nn.Module],
     train_loader,
@@ -72,18 +99,21 @@ def train_run(
     *,
     steps: int | None = None,
     epochs: int | None = None,
-    criterion: Callable | None = None,
+    criterion: Callable | None = CROSS_ENTROPY,
+    optimizer: OptimizerFactory = torch.optim.SGD,
     seed: int = 0,
-    device: str | torch.device | None = None,
     evaluations: int = 10,
     callback: Callable[[History], Any] | None = None,
     stop_event: Any = None,
+    **options,
 ) -> History:
     """Train a fresh ``model_factory()`` with ``hyperparameters`` and return its ``History``.
 
     Exactly one of ``steps`` and ``epochs`` is the budget. The validation set is evaluated
     ``evaluations`` times along the run (and at its end). ``criterion`` defaults to
-    cross-entropy.
+    cross-entropy (None: the model's own ``.loss``); ``optimizer`` to SGD. The other keyword
+    options (``loss_fn``, ``device``, ``amp``, ``accumulation_steps``, ``clip_grad_norm``, ...)
+    go to ``fit``.
     """
     if not callable(model_factory) or isinstance(model_factory, nn.Module):
         raise TypeError("model_factory must be a function that builds a fresh model, such as "
@@ -106,11 +136,11 @@ def train_run(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model_factory() must return an nn.Module, got {type(model).__name__}")
     constant = hp.momentum != "cyclical"
-    optimizer = torch.optim.SGD(model.parameters(), lr=hp.min_lr,
-                                momentum=float(hp.momentum) if constant else CYCLICAL_MOMENTUM[0],
-                                weight_decay=hp.weight_decay)
-    schedule = one_cycle(optimizer, hp.max_lr, total, div=hp.div_factor,
+    built = build_optimizer(optimizer, model, lr=hp.min_lr, weight_decay=hp.weight_decay,
+                            momentum=float(hp.momentum) if constant else CYCLICAL_MOMENTUM[0])
+    schedule = one_cycle(built, hp.max_lr, total, div=hp.div_factor,
                          momentum=None if constant else CYCLICAL_MOMENTUM)
-    return fit(model, optimizer, criterion or nn.CrossEntropyLoss(), loader, val_loader,
-               steps=total, schedulers=[schedule], eval_every=math.ceil(total / evaluations),
-               callback=callback, stop_event=stop_event, device=device, seed=seed)
+    criterion = criterion_with(criterion, options.get("loss_fn"))
+    return fit(model, built, criterion, loader, val_loader, steps=total, schedulers=[schedule],
+               eval_every=math.ceil(total / evaluations), callback=callback,
+               stop_event=stop_event, seed=seed, **options)

@@ -26,18 +26,14 @@ import torch
 from torch.optim.lr_scheduler import CyclicLR, OneCycleLR
 
 from .checks import positive_float, positive_int
-from .train import momentum_of
+from .optim import CYCLICAL_MOMENTUM, has_momentum, momentum_of, scale_lrs
+from .train import Hook, planned_batches, steps_in_epoch
 
 STYLES = {
     # pct_start, final_div (of the min LR), anneal strategy, three phases
     "smith": (0.45, 100.0, "linear", True),
     "fastai": (0.25, 1e4, "cos", False),
 }
-
-
-def has_momentum(optimizer: torch.optim.Optimizer) -> bool:
-    group = optimizer.param_groups[0]
-    return "momentum" in group or "betas" in group
 
 
 class OneCycle(OneCycleLR):
@@ -63,7 +59,7 @@ class OneCycle(OneCycleLR):
 
 def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float, total_steps: int, *,
               div: float = 10.0, final_div: float | None = None, pct_start: float | None = None,
-              momentum: tuple[float, float] | None = (0.95, 0.85),
+              momentum: tuple[float, float] | None = CYCLICAL_MOMENTUM,
               style: str = "smith") -> OneCycle:
     """The 1cycle policy with cyclical momentum (see the module docstring)."""
     if style not in STYLES:
@@ -88,8 +84,8 @@ def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float, total_steps: int,
     return OneCycle(
         optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=pct_start,
         anneal_strategy=anneal, cycle_momentum=momentum is not None,
-        base_momentum=momentum[1] if momentum else 0.85,
-        max_momentum=momentum[0] if momentum else 0.95,
+        base_momentum=(momentum or CYCLICAL_MOMENTUM)[1],
+        max_momentum=(momentum or CYCLICAL_MOMENTUM)[0],
         div_factor=div, final_div_factor=final_div, three_phase=three_phase)
 
 
@@ -114,10 +110,13 @@ def cyclical(optimizer: torch.optim.Optimizer, base_lr: float, max_lr: float,
 
 
 @dataclass(frozen=True)
-class BatchSizeSchedule:
+class BatchSizeSchedule(Hook):
     """Grow the batch size by ``factor`` at each milestone epoch; past ``max_batch_size``, divide
     the LR by ``factor`` instead (see the module docstring). Pass it to
-    ``fit(batch_size_schedule=...)`` with a :class:`~disciplined_widgets.TensorLoader`."""
+    ``fit(batch_size_schedule=...)`` with a :class:`~disciplined_widgets.TensorLoader`: at the
+    start of each epoch it sets the loader's batch size, and at a milestone where the LR falls
+    it multiplies every group's current LR by 1/``factor`` (an LR scheduler stepped after
+    every step, such as 1cycle, sets the LR itself: combine one with batch growth only)."""
 
     batch_size: int
     milestones: tuple[int, ...]
@@ -152,8 +151,15 @@ class BatchSizeSchedule:
         return round(self.batch_size * self.factor ** self._stages(epoch)[0])
 
     def lr_factor(self, epoch: int) -> float:
-        """What ``fit`` multiplies the starting LR by at the start of ``epoch``."""
+        """The LR at ``epoch`` relative to the starting LR."""
         return self.factor ** -self._stages(epoch)[1]
+
+    def on_epoch_start(self, training) -> None:
+        """Set the batch size of ``training.epoch``; decay the LR where the schedule does."""
+        epoch = training.epoch
+        training.train_loader.batch_size = self(epoch)
+        if epoch > 0 and self.lr_factor(epoch) != self.lr_factor(epoch - 1):
+            scale_lrs(training.optimizer, self.lr_factor(epoch) / self.lr_factor(epoch - 1))
 
 
 @dataclass
@@ -182,6 +188,15 @@ def _probe(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
     return type(optimizer)([torch.nn.Parameter(torch.zeros(1))], **settings)
 
 
+@dataclass
+class _PreviewState:
+    """What a batch-size schedule's ``on_epoch_start`` reads and sets, for a preview."""
+
+    optimizer: torch.optim.Optimizer
+    train_loader: object
+    epoch: int = 0
+
+
 def preview(optimizer: torch.optim.Optimizer,
             schedulers: Callable[[torch.optim.Optimizer], object] | None = None, *,
             epochs: int | None = None, steps: int | None = None,
@@ -208,24 +223,27 @@ def preview(optimizer: torch.optim.Optimizer,
     probe = _probe(optimizer)
     made = schedulers(probe) if schedulers is not None else []
     made = made if isinstance(made, (list, tuple)) else [made]
-    start_lr = probe.param_groups[0]["lr"]
-    lr_factor = getattr(batch_size_schedule, "lr_factor", None)
     group = probe.param_groups[0]
     out = SchedulePreview([], [], [], [], [])
+    if steps_per_epoch is None and len(train_loader) == 0:
+        raise ValueError("train_loader is empty: it gives no batches")
+    epochs = epochs or steps  # with steps: an upper bound, as every epoch has a step
+    plan = ([steps_per_epoch] * epochs if steps_per_epoch is not None
+            else planned_batches(train_loader, epochs, batch_size_schedule))
+    hook = batch_size_schedule if hasattr(batch_size_schedule, "on_epoch_start") else None
+    at = _PreviewState(probe, train_loader)
     original = getattr(train_loader, "batch_size", None)
     try:
-        epoch = 0
-        while (epochs is None or epoch < epochs) and (steps is None or len(out.step) < steps):
-            if batch_size_schedule is not None:
+        for epoch, batches in enumerate(plan):
+            at.epoch = epoch
+            if hook is not None:
+                hook.on_epoch_start(at)
+            elif batch_size_schedule is not None:
                 train_loader.batch_size = batch_size_schedule(epoch)
-                if lr_factor is not None:
-                    group["lr"] = start_lr * lr_factor(epoch)
-            batches = steps_per_epoch or len(train_loader)
             nominal = getattr(train_loader, "batch_size", None)
-            per_epoch = math.ceil(batches / accumulation_steps)
-            for index in range(per_epoch):
+            for index in range(steps_in_epoch(batches, accumulation_steps)):
                 if steps is not None and len(out.step) == steps:
-                    break
+                    return out
                 out.step.append(len(out.step) + 1)
                 out.epoch.append(epoch + min(batches, (index + 1) * accumulation_steps) / batches)
                 out.lr.append(float(group["lr"]))
@@ -234,7 +252,6 @@ def preview(optimizer: torch.optim.Optimizer,
                 probe.step()
                 for scheduler in made:
                     scheduler.step()
-            epoch += 1
     finally:
         if train_loader is not None and batch_size_schedule is not None:
             train_loader.batch_size = original

@@ -50,13 +50,18 @@ from .data import NAMES as DATA_NAMES
 from .data import Dataset, load_dataset
 from .loader import TensorLoader
 from .runs import HYPERPARAMETERS, Hyperparameters, train_run
-from .train import History, resolve_device
+from .step import CROSS_ENTROPY
+from .train import History, TrainingOptions, resolve_device
 
 SAMPLERS = ("grid", "random", "tpe")
 METRICS = {"val_accuracy": "maximize", "val_loss": "minimize"}
 MODELS = {"mlp": models.MLP, "cnn1d": models.CNN1D, "small_cnn": models.SmallCNN,
           "resnet20": models.resnet20, "resnet56": models.resnet56,
           "smith3layer": models.Smith3Layer}
+OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+              "rmsprop": torch.optim.RMSprop}
+CRITERIA = {"cross_entropy": CROSS_ENTROPY, "model_loss": None}  # model_loss: outputs.loss
+CALLABLES = {"model": MODELS, "optimizer": OPTIMIZERS, "criterion": CRITERIA, "loss_fn": {}}
 TASK_KEY = "disciplined_widgets.task"
 STORAGE_ENV = "DISCIPLINED_WIDGETS_STORAGE"
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -158,6 +163,8 @@ def _reference(thing: Any, what: str) -> str | None:
     """``"module:name"`` for an importable callable, None for one only this process knows."""
     if isinstance(thing, str):
         return thing
+    if what == "criterion" and callable(thing):  # a loss module such as nn.MSELoss()
+        return next((name for name, known in CRITERIA.items() if known is thing), None)
     if not callable(thing) or isinstance(thing, nn.Module):
         raise TypeError(f"{what} must be a name or a function that builds it, "
                         f"got {type(thing).__name__}")
@@ -245,6 +252,14 @@ class Search:
     trains for ``steps`` optimizer steps or ``epochs`` epochs. ``n_trials``: the size of the
     search (for a grid, the grid). Opening an existing ``study`` with the same task resumes it;
     a different task is refused and the study is left as it was.
+
+    Each trial trains with ``optimizer`` (a name from ``OPTIMIZERS``, ``"module:function"``,
+    or a class or function ``params -> optimizer``; Adam's beta1 is the momentum) and
+    ``criterion`` (``"cross_entropy"``, None or ``"model_loss"`` for the model's own
+    ``.loss``, ``"module:function"``, or a callable) or ``loss_fn`` (``"module:function"`` or a
+    callable ``loss_fn(model, batch)``). The other keyword options (``amp``,
+    ``accumulation_steps``, ``clip_grad_norm``, ...) are stored with the task and go to every
+    run; workers in other processes need importable names for every callable.
     """
 
     def __init__(self, model, data, space: dict, *, sampler: str = "random",
@@ -252,7 +267,9 @@ class Search:
                  fixed: dict | None = None, metric: str = "val_accuracy",
                  model_kwargs: dict | None = None, data_kwargs: dict | None = None,
                  study: str | None = None, storage: str | None = None, seed: int = 0,
-                 device: str | torch.device | None = None, grace_period: float = 60.0):
+                 device: str | torch.device | None = None, grace_period: float = 60.0,
+                 optimizer: Any = "sgd", criterion: Any = "cross_entropy", loss_fn: Any = None,
+                 **options):
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         if metric not in METRICS:
@@ -280,6 +297,20 @@ class Search:
         elif n_trials is None:
             raise ValueError(f"a {sampler} search needs n_trials")
         model_ref, data_ref = _reference(model, "model"), _reference(data, "data")
+        if criterion is None or (loss_fn is not None and criterion == "cross_entropy"):
+            criterion = "model_loss"  # the model's own loss, or loss_fn's
+        self._callables = {"optimizer": optimizer, "criterion": criterion, "loss_fn": loss_fn}
+        refs = {what: _reference(value, what) if value is not None else None
+                for what, value in self._callables.items()}
+        self._local = sorted(what for what, value in self._callables.items()
+                             if value is not None and refs[what] is None)
+        for what in ("optimizer", "criterion"):
+            if isinstance(self._callables[what], str):
+                _resolve(self._callables[what], CALLABLES[what], what)  # unknown names fail now
+        TrainingOptions.of(options)
+        if "device" in options or any(callable(v) for v in options.values()):
+            raise TypeError(f"options {sorted(options)}: give the device as device= and functions "
+                            f"as loss_fn= or criterion=; the other options must be plain values")
         if isinstance(model, str) and model not in MODELS and ":" not in model:
             raise ValueError(f"model must be one of {sorted(MODELS)}, 'module:function' or a "
                              f"function, got {model!r}")
@@ -292,7 +323,7 @@ class Search:
             "data": data_ref, "data_kwargs": dict(data_kwargs or {}),
             "space": _space_to_json(space), "fixed": fixed, "sampler": sampler,
             "n_trials": n_trials, "steps": steps, "epochs": epochs, "metric": metric,
-            "seed": seed,
+            "seed": seed, **refs, "local": self._local, "options": dict(options),
         }
         json.dumps(self.task)  # fails early on values a storage cannot hold
         self.space = space
@@ -322,11 +353,18 @@ class Search:
             raise ValueError(f"study {study!r} uses a model or data defined in a notebook; to "
                              f"join it from another process, define them in an importable "
                              f"module and pass 'module:function'")
+        if task.get("local"):
+            raise ValueError(f"study {study!r} uses {', '.join(task['local'])} defined in a "
+                             f"notebook; to join it from another process, define them in an "
+                             f"importable module and pass 'module:function'")
         return cls(task["model"], task["data"], _space_from_json(task["space"]),
                    sampler=task["sampler"], n_trials=task["n_trials"], steps=task["steps"],
                    epochs=task["epochs"], fixed=task["fixed"], metric=task["metric"],
                    model_kwargs=task["model_kwargs"], data_kwargs=task["data_kwargs"],
-                   study=study, storage=url, seed=task["seed"], **options)
+                   study=study, storage=url, seed=task["seed"],
+                   optimizer=task.get("optimizer", "sgd"),
+                   criterion=task.get("criterion", "cross_entropy"),
+                   loss_fn=task.get("loss_fn"), **task.get("options", {}), **options)
 
     def _open_study(self, name: str | None) -> optuna.Study:
         direction = METRICS[self.task["metric"]]
@@ -351,6 +389,7 @@ class Search:
     def _same_task(self, stored: dict) -> bool:
         mine = json.loads(json.dumps(self.task))
         ignore = {"model", "data"} if None in (mine["model"], mine["data"]) else set()
+        ignore |= set(mine["local"])
         return all(stored.get(k) == v for k, v in mine.items() if k not in ignore)
 
     def _sampler(self) -> optuna.samplers.BaseSampler:
@@ -451,6 +490,13 @@ class Search:
             kwargs = {**{k: v for k, v in fitted.items() if k in accepted}, **kwargs}
         return lambda: build(**kwargs)
 
+    def _training(self) -> dict:
+        """The optimizer, the criterion and loss_fn of every run, resolved from the task."""
+        out = {}
+        for what, value in self._callables.items():
+            out[what] = _resolve(value, CALLABLES[what], what) if isinstance(value, str) else value
+        return out
+
     def _hyperparameters(self, trial: optuna.Trial) -> Hyperparameters:
         values = {}
         for name, space in self._distributions().items():
@@ -512,7 +558,8 @@ class Search:
         try:
             history = train_run(factory, train_loader, val_loader, hp, steps=self.task["steps"],
                                 epochs=self.task["epochs"], seed=self.task["seed"],
-                                device=self.device, callback=run_callback, stop_event=stop_event)
+                                device=self.device, callback=run_callback, stop_event=stop_event,
+                                **self._training(), **self.task["options"])
         except BaseException:
             beating.set()
             self._fail_and_requeue(trial)

@@ -8,6 +8,7 @@ from torch import nn
 
 from disciplined_widgets import TensorLoader, load_dataset
 from disciplined_widgets.memory import largest_batch_size, step_bytes
+from disciplined_widgets.step import BatchLoss
 from disciplined_widgets.models import MLP
 from disciplined_widgets.recipe import CONSTANT_MOMENTUMS, WEIGHT_DECAYS, discipline
 
@@ -134,9 +135,9 @@ def test_bad_input_fails_before_training(loaders):
 
 def test_step_bytes_grows_with_the_batch_and_the_search_stops_at_the_limit(loaders):
     train, _ = loaders
-    model, criterion = make_model(), nn.CrossEntropyLoss()
-    small = step_bytes(model, criterion, train.inputs[:32], train.targets[:32])
-    large = step_bytes(model, criterion, train.inputs[:512], train.targets[:512])
+    model, criterion, cpu = make_model(), nn.CrossEntropyLoss(), torch.device("cpu")
+    small = step_bytes(model, BatchLoss(criterion), (train.inputs[:32], train.targets[:32]), cpu)
+    large = step_bytes(model, BatchLoss(criterion), (train.inputs[:512], train.targets[:512]), cpu)
     assert large > 4 * (small - 4 * sum(p.numel() * 4 for p in model.parameters()))
     best, probes = largest_batch_size(make_model, train, start=16, cap=100)
     assert best == 100 and [p.batch_size for p in probes] == [16, 32, 64, 100]
