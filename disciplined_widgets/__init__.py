@@ -5,8 +5,12 @@ The headless core (torch only):
 - :mod:`~disciplined_widgets.data`: ``load_dataset`` (MNIST-1D, digits, CIFAR, MNIST);
 - :mod:`~disciplined_widgets.loader`: ``TensorLoader``, device-resident batches;
 - :mod:`~disciplined_widgets.batch`: ``unpack_batch``, the hook that splits any batch;
+- :mod:`~disciplined_widgets.step`: ``BatchLoss``, the one way a batch becomes a loss (a
+  criterion, the model's own ``.loss``, or the user's ``loss_fn``);
+- :mod:`~disciplined_widgets.optim`: an optimizer's LR and momentum (Adam: beta1);
 - :mod:`~disciplined_widgets.models`: MLP, 1-D CNN, small CNN, CIFAR ResNets, Smith's 3-layer net;
-- :mod:`~disciplined_widgets.train`: ``fit``, the one training loop, and its ``History``;
+- :mod:`~disciplined_widgets.train`: ``Training`` (the one loop, a step per call), ``fit``,
+  ``evaluate``, ``History``, ``TrainingOptions`` and ``Hook``;
 - :mod:`~disciplined_widgets.range_test`: ``lr_range_test`` and ``range_tests``;
 - :mod:`~disciplined_widgets.suggest`: smoothing and the LR suggestion rules;
 - :mod:`~disciplined_widgets.schedules`: ``one_cycle``, ``cyclical``, ``BatchSizeSchedule``, ``preview``;
@@ -31,11 +35,13 @@ from .recipe import Recipe, discipline
 from .runs import Hyperparameters, train_run
 from .schedules import BatchSizeSchedule, cyclical, one_cycle, preview
 from .snapshot import Snapshot
-from .train import History, evaluate, fit, resolve_device
+from .step import BatchLoss
+from .train import History, Hook, Training, TrainingOptions, evaluate, fit, resolve_device
 
 __all__ = [
-    "BatchSizeSchedule", "Dataset", "Diagnosis", "History", "Hyperparameters",
-    "RangeTestCollection", "RangeTestResult", "Recipe", "Snapshot", "TensorLoader",
+    "BatchLoss", "BatchSizeSchedule", "Dataset", "Diagnosis", "History", "Hook",
+    "Hyperparameters", "RangeTestCollection", "RangeTestResult", "Recipe", "Snapshot",
+    "TensorLoader", "Training", "TrainingOptions",
     "cifar_augment", "cyclical", "diagnose", "discipline", "evaluate", "fit", "load_dataset",
     "lr_range_test", "one_cycle", "preview", "range_tests", "resolve_device", "train_run",
     "unpack_batch",

@@ -27,19 +27,6 @@ def positive_float(name: str, value) -> float:
     return float(value)
 
 
-def loader_length(name: str, loader) -> int:
-    """The number of batches of ``loader``, which must have a length and not be empty."""
-    try:
-        length = len(loader)
-    except TypeError:
-        raise TypeError(f"{name} must have a length (a DataLoader over a map-style "
-                        f"dataset, a TensorLoader, a list of batches), got {type(loader).__name__}"
-                        ) from None
-    if length == 0:
-        raise ValueError(f"{name} is empty: it gives no batches")
-    return length
-
-
 def optimizer_holds(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
     """The optimizer must hold every trainable parameter of the model."""
     if not isinstance(model, nn.Module):

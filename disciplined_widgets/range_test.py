@@ -19,7 +19,7 @@ from torch import nn
 
 from .checks import optimizer_holds, positive_float, positive_int
 from .snapshot import Snapshot
-from .suggest import Suggestions, ema, suggest, usable_window
+from .suggest import EMA, Divergence, Suggestions, ema, suggest, usable_window
 from .optim import momentum_key, set_momentum
 from .train import History, TrainingOptions, fit
 
@@ -169,22 +169,19 @@ class _Stop:
 
 
 class _DivergenceWatch:
-    """Keeps the bias-corrected EMA of the losses seen so far and its best value."""
+    """Smooths the losses as ``RangeTestResult.smoothed_losses`` does and feeds them to
+    :class:`~disciplined_widgets.suggest.Divergence`, the rule that ends ``usable_window``:
+    the test stops at the point where its usable window ends."""
 
     def __init__(self, smooth: float, diverge_factor: float):
-        self.smooth, self.factor = smooth, diverge_factor
-        self.average, self.seen, self.best = 0.0, 0, math.inf
+        self.ema, self.rule, self.seen = EMA(smooth), Divergence(diverge_factor), 0
 
     def diverged(self, losses: list[float]) -> bool:
-        """True once the smoothed loss exceeds ``diverge_factor`` times its best."""
-        out = False
+        """True once the smoothed losses have diverged (see :mod:`~disciplined_widgets.suggest`)."""
         for value in losses[self.seen:]:
-            self.seen += 1
-            self.average = self.smooth * self.average + (1 - self.smooth) * value
-            smoothed = self.average / (1 - self.smooth ** self.seen)
-            out = out or (self.seen > 1 and smoothed > self.factor * self.best)
-            self.best = min(self.best, smoothed)
-        return out
+            self.rule.update(self.ema.update(value))
+        self.seen = len(losses)
+        return self.rule.diverged
 
 
 def _loader_generator(loader) -> list[torch.Generator]:
@@ -218,7 +215,8 @@ def lr_range_test(
     """Run an LR range test and return its :class:`RangeTestResult`.
 
     The loader is cycled when it is shorter than ``num_iter``. The test stops early when the
-    smoothed loss exceeds ``diverge_factor`` times its best (``"diverged"``), at once on a NaN
+    smoothed loss diverges (``"diverged"``: with the default ``diverge_factor=4`` once it has
+    climbed back as far as it had fallen; see :mod:`~disciplined_widgets.suggest`), at once on a NaN
     or infinite loss (``"non_finite"``), or when ``stop_event`` is set (``"stopped"``).
     With ``val_loader``, the first ``val_batches`` batches are evaluated every ``val_every``
     steps (default: 10 points over the test), as Smith does with the test loss.

@@ -220,8 +220,8 @@ def discipline(
         decisions.append(Decision(
             "learning rate", (min_lr, max_lr),
             f"the smoothed loss fell fastest at LR {max_lr:.3g} (steepest descent, read before "
-            f"the loss rose past {result.diverge_factor:g}x its best); 1cycle runs from "
-            f"{min_lr:.3g} (max / 10) up to it",
+            f"the loss climbed back {(result.diverge_factor - 1) / 3:.0%} of its fall); 1cycle "
+            f"runs from {min_lr:.3g} (max / 10) up to it",
             [{"rule": name, "lr": getattr(found, name)} for name in ("steepest", "minimum", "valley")
              if getattr(found, name, None) is not None]))
 

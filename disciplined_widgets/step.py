@@ -134,4 +134,4 @@ def _scalar(loss: Any, source: str) -> torch.Tensor:
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         raise ValueError(f"{source} must give the loss as a scalar tensor, got "
                          f"{_described(loss)}; reduce it with .mean() or .sum()")
-    return loss.reshape(())
+    return loss if loss.ndim == 0 else loss.reshape(())

@@ -1,4 +1,4 @@
-"""Reading a range-test curve: EMA smoothing and the learning-rate suggestion rules.
+"""Reading a range-test curve: EMA smoothing, where the curve diverges, and the LR suggestion rules.
 
 - ``ema``: exponential moving average with bias correction (as fastai):
   ``a_i = beta * a_(i-1) + (1 - beta) * x_i``, ``s_i = a_i / (1 - beta^(i+1))``.
@@ -13,8 +13,28 @@
   raw loss stops improving: Smith's point for the upper bound.
 
 Every rule skips the noisy start (the first ``skip_start`` points, 10% by default) and
-everything from the first point where the smoothed loss exceeds ``diverge_factor`` times its
-best so far or stops being finite.
+everything from the first point where the smoothed curve ``s`` diverges or stops being finite.
+At point ``i``, with the best ``B = min(s_0..s_i)`` reached at point ``b``:
+
+- the drop ``D = max(s_0..s_b) - B``: how far the loss fell, from where it started to its best;
+- the rise ``R = s_i - B``;
+- the noise ``N``: the largest move of the curve up to point ``max(b, 5)`` (or ``i``, if
+  sooner), a move being a step ``|s_j - s_(j-1)|`` or a rise ``s_j - min(s_0..s_j)``;
+
+and the curve has diverged once ``R > max((diverge_factor - 1) / 3 * D, 10 * N)``.
+
+Every term is a difference of two losses, so adding a constant to the losses or multiplying
+them by a positive number changes none of the comparisons: a loss that goes below zero (a
+Gaussian NLL with a learned variance, an ELBO) is cut where the same loss shifted up is.
+``diverge_factor`` is how far the loss may climb back, in thirds of its drop per unit above 1:
+with the default 4 the curve has diverged once it is back above where it started (``R > D``).
+On a positive curve that falls to a quarter of its start (``max(s_0..s_b) = 4 B``) the
+threshold ``B + (diverge_factor - 1) / 3 * D`` is ``diverge_factor * B``: the rule is then
+"the loss passes ``diverge_factor`` times its best" of fastai and Lightning. The noise term
+keeps a flat, noisy start from reading as divergence: there the drop is noise too, and a rise
+must exceed 10 times the largest move the curve made on its way to its best. The first 5
+points always count, because the bias-corrected EMA is nearly as noisy as the raw losses
+there; none of them can diverge.
 """
 
 from __future__ import annotations
@@ -24,32 +44,81 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .checks import positive_float
+
 RULES = ("steepest", "minimum", "valley")
 MIN_POINTS = 5  # fewer usable points give no suggestion
+CLIMB_PER_FACTOR = 1 / 3  # the rise allowed, in drops, per unit of diverge_factor above 1
+NOISE_MULTIPLE = 10  # a rise must exceed this many times the curve's noise
+NOISE_POINTS = 5  # the noise always counts the first points, up to this one
+
+
+class EMA:
+    """The bias-corrected EMA of the module docstring, one value at a time (``beta`` in [0, 1))."""
+
+    def __init__(self, beta: float):
+        if not 0 <= beta < 1:
+            raise ValueError(f"smooth must be in [0, 1), got {beta!r}")
+        self.beta, self.average, self.count = beta, 0.0, 0
+
+    def update(self, value: float) -> float:
+        """The smoothed value after ``value``."""
+        self.count += 1
+        self.average = self.beta * self.average + (1 - self.beta) * value
+        return self.average / (1 - self.beta ** self.count)
 
 
 def ema(values, beta: float) -> list[float]:
     """Bias-corrected exponential moving average of ``values`` (beta in [0, 1))."""
-    if not 0 <= beta < 1:
-        raise ValueError(f"smooth must be in [0, 1), got {beta!r}")
-    average, out = 0.0, []
-    for i, value in enumerate(values):
-        average = beta * average + (1 - beta) * value
-        out.append(average / (1 - beta ** (i + 1)))
-    return out
+    average = EMA(beta)
+    return [average.update(value) for value in values]
+
+
+class Divergence:
+    """The divergence rule of the module docstring, fed one smoothed loss at a time.
+
+    ``update(value)`` is True from the first point where the curve has diverged (or is not
+    finite) on. :func:`usable_window` and the live stop of ``lr_range_test`` both use it.
+    """
+
+    def __init__(self, diverge_factor: float = 4.0):
+        if positive_float("diverge_factor", diverge_factor) <= 1:
+            raise ValueError(f"diverge_factor must be > 1, got {diverge_factor!r}")
+        self.climb = (diverge_factor - 1) * CLIMB_PER_FACTOR  # the rise allowed, in drops
+        self.points, self.diverged = 0, False
+        self.previous = self.start = self.largest_move = self.noise = 0.0
+        self.best, self.highest = math.inf, -math.inf
+
+    def update(self, value: float) -> bool:
+        """Add the next point; True once the curve has diverged."""
+        if self.diverged or not math.isfinite(value):
+            self.diverged = True
+            return True
+        self._track(value)
+        rise, drop = value - self.best, self.start - self.best
+        self.diverged = rise > max(self.climb * drop, NOISE_MULTIPLE * self.noise)
+        return self.diverged
+
+    def _track(self, value: float) -> None:
+        """Update the best, the highest point before it, and the noise up to point max(b, 5)."""
+        step = abs(value - self.previous) if self.points else 0.0
+        self.previous, self.highest = value, max(self.highest, value)
+        if value <= self.best:
+            self.best, self.start = value, self.highest
+        self.largest_move = max(self.largest_move, step, value - self.best)
+        if value == self.best or self.points <= NOISE_POINTS:
+            self.noise = self.largest_move
+        self.points += 1
 
 
 def usable_window(smoothed, skip_start: int | None = None,
                   diverge_factor: float = 4.0) -> tuple[int, int]:
-    """``(start, end)``: the slice of points the rules may use."""
+    """``(start, end)``: the slice of points the rules may use, from ``skip_start`` (10% of the
+    points by default) to the first point where the curve diverges (see the module docstring)."""
     n = len(smoothed)
     start = max(1, n // 10) if skip_start is None else skip_start
-    best, end = math.inf, n
-    for i, value in enumerate(smoothed):
-        if not math.isfinite(value) or (i > 0 and value > diverge_factor * best):
-            end = i
-            break
-        best = min(best, value)
+    divergence = Divergence(diverge_factor)
+    end = next((i for i, value in enumerate(smoothed) if divergence.update(value)), n)
     return min(start, end), end
 
 

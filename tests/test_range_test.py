@@ -331,7 +331,7 @@ def test_parallel_range_tests_with_disk_snapshots_do_not_collide(digits):
         try:
             model, optimizer, loss = models[i]
             results[i] = lr_range_test(model, optimizer, loss, loaders[i], num_iter=15,
-                                       snapshot="disk")
+                                       end_lr=1.0, snapshot="disk")  # no divergence in 15 steps
         except Exception as error:  # reported below
             errors.append(error)
 
@@ -345,3 +345,32 @@ def test_parallel_range_tests_with_disk_snapshots_do_not_collide(digits):
         after = everything(model, optimizer, loader)
         after["rng"] = saved["rng"]  # the global RNG is shared by the two threads
         assert_bitwise_equal(saved, after)
+
+
+def shifted_cross_entropy(shift):
+    """Cross-entropy plus a constant: the same gradients and training, another loss level."""
+    loss = nn.CrossEntropyLoss()
+    return lambda outputs, targets: loss(outputs, targets) + shift
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_loss_below_zero_stops_where_the_same_loss_shifted_up_does(digits, seed):
+    results = []
+    for shift in (-5.0, 0.0, 5.0):
+        torch.manual_seed(seed)
+        model = MLP(in_features=64)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        loader = TensorLoader(digits.x_train, digits.y_train, 32, seed=seed)
+        results.append(lr_range_test(model, optimizer, shifted_cross_entropy(shift), loader,
+                                     num_iter=80, start_lr=1e-4, end_lr=1e3))
+    below = results[0]
+    start, end = below.usable
+    assert max(below.smoothed_losses[:end]) < 0  # every point read is below zero
+    for other in results[1:]:
+        assert (len(other.lrs), other.stop_reason) == (len(below.lrs), "diverged")
+        assert other.usable == below.usable and other.suggestions == below.suggestions
+    # not cut on the way down: the test stops where its window ends, past the lowest loss,
+    # once the raw loss has blown up above where it started
+    assert len(below.lrs) == end + 1 < 80
+    lowest = below.smoothed_losses.index(min(below.smoothed_losses))
+    assert lowest < end and below.losses[-1] > below.losses[0]

@@ -214,7 +214,7 @@ def test_a_vae_whose_loss_goes_negative_trains_and_is_not_cut_as_diverged(digits
 
     torch.manual_seed(0)
     model = VAE()
-    result = lr_range_test(model, adam(model), None, batches, num_iter=100, start_lr=1e-5,
+    result = lr_range_test(model, adam(model), None, batches, num_iter=200, start_lr=1e-5,
                            end_lr=10.0, seed=0)
     lowest = min(range(len(result.smoothed_losses)), key=result.smoothed_losses.__getitem__)
     assert result.smoothed_losses[lowest] < 0

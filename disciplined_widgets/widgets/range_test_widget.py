@@ -47,7 +47,7 @@ class RangeTestWidget(Runner):
         self.smooth = widgets.FloatSlider(settings["smooth"], min=0.0, max=0.995, step=0.005,
                                           description="smoothing", readout_format=".3f", style=WIDE)
         self.diverge_factor = widgets.BoundedFloatText(settings["diverge_factor"], min=1.01,
-                                                       max=1e6, description="stop at x best",
+                                                       max=1e6, description="diverge factor",
                                                        style=WIDE)
         self.weight_decay = widgets.Dropdown(
             options=[AS_IS, 1e-2, 1e-3, 1e-4, 1e-5, 0.0],
