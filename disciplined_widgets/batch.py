@@ -37,6 +37,8 @@ def _pick(batch: Mapping, keys: tuple[str, ...], role: str) -> Any:
 
 def unpack_batch(batch: Any) -> tuple[Any, Any]:
     """Default hook: ``(inputs, targets)`` from a tuple/list or a dict batch."""
+    if type(batch) in (tuple, list) and len(batch) >= 2:  # the common case, without ABC checks
+        return batch[0], batch[1]
     if isinstance(batch, Mapping):
         return _pick(batch, INPUT_KEYS, "inputs"), _pick(batch, TARGET_KEYS, "targets")
     if isinstance(batch, Sequence) and not isinstance(batch, (str, bytes)) and len(batch) >= 2:
@@ -61,7 +63,7 @@ def to_device(value: Any, device: torch.device) -> Any:
 def batch_size_of(inputs: Any) -> int:
     """Number of samples in ``inputs`` (a tensor, or the first tensor inside a container)."""
     if isinstance(inputs, torch.Tensor):
-        return int(inputs.shape[0])
+        return inputs.shape[0]
     if isinstance(inputs, Mapping):
         return batch_size_of(next(iter(inputs.values())))
     if isinstance(inputs, (list, tuple)) and inputs:

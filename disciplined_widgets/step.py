@@ -49,6 +49,8 @@ class Computed:
 
 def call_model(model: nn.Module, inputs: Any) -> Any:
     """``model(*inputs)`` for a tuple or list, ``model(**inputs)`` for a dict, else ``model(inputs)``."""
+    if type(inputs) is torch.Tensor:  # the common case first: every step passes here
+        return model(inputs)
     if isinstance(inputs, Mapping):
         return model(**inputs)
     if isinstance(inputs, (tuple, list)):
@@ -100,7 +102,8 @@ class BatchLoss:
             return Computed(_scalar(loss, "loss_fn(model, batch)"), outputs, targets,
                             batch_size_of(batch))
         if self.criterion is not None:
-            inputs, targets = (to_device(part, device) for part in self.unpack(batch))
+            inputs, targets = self.unpack(batch)
+            inputs, targets = to_device(inputs, device), to_device(targets, device)
             outputs = call_model(model, inputs)
             loss = _scalar(self.criterion(outputs, targets), "criterion(outputs, targets)")
             return Computed(loss, outputs, targets, batch_size_of(inputs))
@@ -131,6 +134,8 @@ def _described(value: Any) -> str:
 
 def _scalar(loss: Any, source: str) -> torch.Tensor:
     """``loss`` if it is a one-element tensor; otherwise a clear error naming its source."""
+    if type(loss) is torch.Tensor and loss.ndim == 0:  # the common case first
+        return loss
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         raise ValueError(f"{source} must give the loss as a scalar tensor, got "
                          f"{_described(loss)}; reduce it with .mean() or .sum()")

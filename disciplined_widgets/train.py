@@ -444,7 +444,8 @@ class Training:
         self.history = History(total_steps=self._total_steps(batch_size_schedule))
         if batch_size_schedule is not None and not hasattr(batch_size_schedule, "on_epoch_start"):
             batch_size_schedule = _BatchSizes(batch_size_schedule)
-        self.hooks = [_Schedulers(schedulers), *([batch_size_schedule] if batch_size_schedule else []),
+        self.hooks = [*([_Schedulers(schedulers)] if schedulers else []),
+                      *([batch_size_schedule] if batch_size_schedule else []),
                       *hooks, *([_ProgressBar(self.history.total_steps)] if progress_bar else []),
                       *([_Callback(callback)] if callback is not None else [])]
         self.randomness = _OwnRandomness(seed, self.device) if seed is not None else nullcontext()

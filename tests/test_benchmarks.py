@@ -1,5 +1,6 @@
 """The benchmarks run end to end and print their ratios (tiny settings; the figures are not checked)."""
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -8,12 +9,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# range_test.py compares against the peers that are installed and names the others in one line.
+PEERS = {"torch-lr-finder": "torch_lr_finder", "fastai": "fastai", "Lightning": "pytorch_lightning"}
+INSTALLED = [name for name, module in PEERS.items() if importlib.util.find_spec(module)]
+MISSING = [name for name in PEERS if name not in INSTALLED]
+RANGE_TEST_LINES = ["vs a bare loop", "suggested LR",
+                    *(f"vs {name} (DataLoader)" for name in INSTALLED),
+                    *(f"{name} is not installed: skipped" for name in MISSING)]
+if INSTALLED:
+    RANGE_TEST_LINES += ["vs the fastest peer", "in every peer the same: True"]
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script,args,expected", [
     ("loop_overhead.py", ["--steps", "8", "--rounds", "1"], ["fit/bare", "speed-up"]),
-    ("range_test.py", ["--num-iter", "20", "--rounds", "1"], ["vs a bare loop", "vs torch-lr-finder",
-                                                            "suggested LR"]),
+    ("range_test.py", ["--num-iter", "20", "--rounds", "1"], RANGE_TEST_LINES),
     ("widget_overhead.py", ["--epochs", "2", "--rounds", "1"], ["TrainWidget run()", "Run button"]),
 ])
 def test_benchmark_runs_and_prints_ratios(script, args, expected):
