@@ -14,10 +14,12 @@ differ only in the value and the user's objects end as they were. Parameters:
 
 With ``max_lr`` every run uses :func:`~disciplined_widgets.one_cycle` up to it (max/``div``
 at the ends). Results come back as a :class:`Comparison` with a table and a figure.
+``compare_steps`` is the same comparison one optimizer step at a time.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -27,8 +29,9 @@ from torch import nn
 from .checks import optimizer_holds, positive_float, positive_int
 from .optim import CYCLICAL_MOMENTUM, has_momentum, set_momentum
 from .schedules import BatchSizeSchedule, one_cycle, preview
+from .runs import Steps, drain, steps_of
 from .snapshot import Snapshot
-from .train import History, fit
+from .train import History, Training
 
 PARAMETERS = ("batch_size", "momentum", "weight_decay", "schedule")
 
@@ -80,7 +83,7 @@ class Comparison:
         return plot_comparison(self, x=x)
 
 
-def compare(
+def compare_steps(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     criterion: Callable | None,
@@ -95,13 +98,9 @@ def compare(
     callback: Callable[[int, History], Any] | None = None,
     stop_event: Any = None,
     **options,
-) -> Comparison:
-    """Run ``fit`` for ``epochs`` once per value of ``parameter`` (see the module docstring).
-
-    ``callback(index, history)`` follows each run live; ``stop_event`` ends the current run
-    and skips the rest. The other keyword options (``device``, ``amp``, ``loss_fn``, ...; see
-    :class:`~disciplined_widgets.train.TrainingOptions`) go to every ``fit``.
-    """
+) -> Steps[Comparison]:
+    """:func:`compare` one optimizer step at a time: a generator that yields after every step
+    and returns the :class:`Comparison` (arguments as ``compare``)."""
     optimizer_holds(model, optimizer)
     if parameter not in PARAMETERS:
         raise ValueError(f"parameter must be one of {PARAMETERS}, got {parameter!r}")
@@ -172,12 +171,25 @@ def compare(
                 schedulers = [one_cycle(optimizer, max_lr * scale, steps, div=div,
                                         momentum=cycle_momentum if has_momentum(optimizer) else None)]
             run_callback = None if callback is None else (lambda h, i=index: callback(i, h))
-            histories.append(fit(model, optimizer, criterion, train_loader, val_loader,
-                                 epochs=epochs, schedulers=schedulers,
-                                 batch_size_schedule=batch_size_schedule,
-                                 callback=run_callback, stop_event=stop_event, **options))
+            histories.append((yield from steps_of(Training(
+                model, optimizer, criterion, train_loader, val_loader, epochs=epochs,
+                schedulers=schedulers, batch_size_schedule=batch_size_schedule,
+                callback=run_callback, stop_event=stop_event, **options))))
     finally:
         start.restore()
         if base_batch is not None:
             train_loader.batch_size = base_batch
     return Comparison(parameter, values[:len(histories)], histories)
+
+
+def compare(model, optimizer, criterion, train_loader, val_loader=None, **kwargs) -> Comparison:
+    """Run ``fit`` for ``epochs`` once per value of ``parameter`` (see the module docstring).
+
+    ``callback(index, history)`` follows each run live; ``stop_event`` ends the current run
+    and skips the rest. The other keyword options (``device``, ``amp``, ``loss_fn``, ...; see
+    :class:`~disciplined_widgets.train.TrainingOptions`) go to every ``fit``.
+    """
+    return drain(compare_steps(model, optimizer, criterion, train_loader, val_loader, **kwargs))
+
+
+compare.__signature__ = inspect.signature(compare_steps).replace(return_annotation=Comparison)

@@ -17,19 +17,42 @@ def _axes(ax, size=(6.4, 4.0)):
     return figure, figure.add_subplot()
 
 
+def _at(lrs, values, lr: float, log: bool) -> float:
+    """``values`` at ``lr`` on the curve ``(lrs, values)``, interpolated linearly in log10 LR
+    (``log``) or in LR; ``lr`` must lie within ``lrs`` (increasing)."""
+    import numpy as np
+
+    x = np.log10(lrs) if log else np.asarray(lrs, dtype=float)
+    return float(np.interp(np.log10(lr) if log else lr, x, values))
+
+
+MARKERS = {"steepest": ("v", "tab:red", "steepest"), "minimum": ("s", "tab:purple", "minimum/10"),
+           "valley": ("D", "tab:green", "valley")}
+
+
 def plot_range_test(result, ax=None, *, show_raw: bool = True, bounds=None, color=None,
-                    label: str | None = None, earlier=(), suggestions: bool = True) -> Figure:
+                    label: str | None = None, earlier=(), suggestions: bool = True,
+                    lr_range=None) -> Figure:
     """Loss against LR (log x): raw and smoothed loss, the suggestions and the bounds shaded
     (``bounds`` or the result's suggested bounds) unless ``suggestions=False`` (a test still
     running), validation points when there are any, and the smoothed curves of ``earlier``
-    results for comparison."""
+    results for comparison. ``lr_range=(start, end)`` fixes the x axis (a live test).
+
+    Suggestions are those :func:`~disciplined_widgets.diagnose.read_range_test` supports: a
+    test whose loss never fell shows why instead. Each marker sits on the smoothed curve at
+    its LR, and only inside the tested range (``minimum/10`` is a tenth of the LR of the
+    lowest point); a dotted line marks the LR where the loss diverged."""
+    from .diagnose import read_range_test
+
     figure, ax = _axes(ax)
     for index, old in enumerate(earlier):
         end = old.usable[1]
         ax.plot(old.lrs[:end], old.smoothed_losses[:end], lw=1.2, alpha=0.6,
                 color=f"C{(index + 2) % 10}", label=f"earlier: {old.label}")
-    s = result.suggestions
+    reading = read_range_test(result) if suggestions and result.lrs else None
+    s = reading.suggestions if reading is not None else None
     start, end = result.usable
+    log = result.mode == "exp"
     if show_raw:
         ax.plot(result.lrs, result.losses, color=color or "tab:blue", alpha=0.25, lw=0.8,
                 label="loss (raw)")
@@ -39,25 +62,32 @@ def plot_range_test(result, ax=None, *, show_raw: bool = True, bounds=None, colo
     if result.val_losses:
         ax.plot(result.val_lrs, result.val_losses, "o--", color="tab:orange", ms=4,
                 label="validation loss")
-    shade = bounds if bounds is not None else s.bounds
+    shade = bounds if bounds is not None else (s.bounds if s is not None else None)
     if suggestions and shade is not None:
         ax.axvspan(*shade, color="tab:green", alpha=0.12,
                    label=f"bounds {shade[0]:.2g} to {shade[1]:.2g}")
-    markers = {"steepest": ("v", "tab:red"), "minimum": ("s", "tab:purple"),
-               "valley": ("D", "tab:green")}
     lrs = result.lrs[:end]
-    for name, (marker, marker_color) in markers.items():
-        lr = getattr(s, name)
-        if not suggestions or lr is None or not lrs:
-            continue
-        nearest = min(range(len(lrs)), key=lambda i: abs(lrs[i] - lr))
-        ax.plot(lr, smoothed[nearest], marker, color=marker_color, ms=8, label=f"{name}: {lr:.2g}")
+    for name, (marker, marker_color, shown) in MARKERS.items():
+        lr = getattr(s, name) if s is not None else None
+        if lr is None or not lrs or not lrs[0] <= lr <= lrs[-1]:
+            continue  # no suggestion, or outside the tested range
+        ax.plot(lr, _at(lrs, smoothed[:end], lr, log), marker, color=marker_color, ms=8,
+                label=f"{shown}: {lr:.2g}")
+    if reading is not None and reading.diverged_at is not None:
+        ax.axvline(reading.diverged_at, color="tab:red", ls=":", lw=1.2,
+                   label=f"diverged at {reading.diverged_at:.2g}")
+    if reading is not None and s is None:
+        ax.text(0.02, 0.97, f"no suggestion: {reading.reason}", transform=ax.transAxes,
+                va="top", ha="left", fontsize="small", wrap=True,
+                bbox=dict(boxstyle="round", facecolor="white", alpha=0.8))
     finite = [x for x in smoothed[start:end]] or [x for x in result.losses if x == x]
     if finite:
         low, high = min(finite), max(smoothed[start:end] or finite)
         pad = 0.15 * (high - low or abs(high) or 1.0)
         ax.set_ylim(low - pad, high + 2 * pad)
-    ax.set_xscale("log" if result.mode == "exp" else "linear")
+    ax.set_xscale("log" if log else "linear")
+    if lr_range is not None:  # the swept range, fixed: a running test's curve grows into it
+        ax.set_xlim(*lr_range)
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss")
     ax.set_title(f"LR range test ({result.stop_reason}, {len(result.lrs)} of {result.num_iter} steps)")

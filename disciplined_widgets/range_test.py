@@ -4,11 +4,13 @@ Train for ``num_iter`` steps while the LR rises from ``start_lr`` to ``end_lr``,
 (``lr_i = start * (end/start)^(i/(n-1))``) or linearly, and record the loss at every step.
 The test runs through :func:`~disciplined_widgets.train.fit` and leaves nothing changed: the
 model, optimizer, RNG states, GradScaler and the loader's shuffling generator are restored
-bitwise afterwards, however the test ends.
+bitwise afterwards, however the test ends. ``lr_range_test_steps`` and ``range_tests_steps``
+are the same tests one optimizer step at a time (generators returning the result).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
@@ -21,7 +23,8 @@ from .checks import optimizer_holds, positive_float, positive_int
 from .snapshot import Snapshot
 from .suggest import EMA, Divergence, Suggestions, ema, suggest, usable_window
 from .optim import momentum_key, set_momentum
-from .train import History, TrainingOptions, fit
+from .runs import Steps, drain, steps_of
+from .train import History, Training, TrainingOptions
 
 MODES = ("exp", "linear")
 
@@ -189,7 +192,7 @@ def _loader_generator(loader) -> list[torch.Generator]:
     return [generator] if isinstance(generator, torch.Generator) else []
 
 
-def lr_range_test(
+def lr_range_test_steps(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     criterion: Callable | None,
@@ -211,22 +214,9 @@ def lr_range_test(
     progress_bar: bool = False,
     settings: dict | None = None,
     **options,
-) -> RangeTestResult:
-    """Run an LR range test and return its :class:`RangeTestResult`.
-
-    The loader is cycled when it is shorter than ``num_iter``. The test stops early when the
-    smoothed loss diverges (``"diverged"``: with the default ``diverge_factor=4`` once it has
-    climbed back as far as it had fallen; see :mod:`~disciplined_widgets.suggest`), at once on a NaN
-    or infinite loss (``"non_finite"``), or when ``stop_event`` is set (``"stopped"``).
-    With ``val_loader``, the first ``val_batches`` batches are evaluated every ``val_every``
-    steps (default: 10 points over the test), as Smith does with the test loss.
-    ``callback(partial_result)`` runs after every step. The snapshot that restores
-    everything is kept on the CPU, or with ``snapshot="disk"`` in a private temporary directory.
-    ``criterion`` is None for a model that returns its own ``.loss``; the other keyword options
-    (``loss_fn``, ``unpack``, ``device``, ``amp``, ``grad_scaler``, ``accumulation_steps``,
-    ``clip_grad_norm``, ...) are :class:`~disciplined_widgets.train.TrainingOptions`. Steps
-    whose update fp16's GradScaler skipped are left out of the curve.
-    """
+) -> Steps[RangeTestResult]:
+    """:func:`lr_range_test` one optimizer step at a time: a generator that yields after every
+    step and returns the :class:`RangeTestResult` (arguments as ``lr_range_test``)."""
     optimizer_holds(model, optimizer)
     start_lr = positive_float("start_lr", start_lr)
     end_lr = positive_float("end_lr", end_lr)
@@ -284,11 +274,11 @@ def lr_range_test(
     saved = Snapshot(model, optimizer, training_options.grad_scaler, where=snapshot,
                      generators=_loader_generator(train_loader))
     try:
-        history = fit(model, optimizer, criterion, train_loader, val_loader, steps=num_iter,
-                      schedulers=[_LRSweep(optimizer, lrs)], eval_every=val_every,
-                      eval_each_epoch=False, eval_batches=val_batches, callback=on_step,
-                      stop_event=stop, seed=seed, progress_bar=progress_bar,
-                      **{**options, "sync_every": 1})
+        history = yield from steps_of(Training(
+            model, optimizer, criterion, train_loader, val_loader, steps=num_iter,
+            schedulers=[_LRSweep(optimizer, lrs)], eval_every=val_every, eval_each_epoch=False,
+            eval_batches=val_batches, callback=on_step, stop_event=stop, seed=seed,
+            progress_bar=progress_bar, **{**options, "sync_every": 1}))
     finally:
         model.to(original_device)
         saved.restore()
@@ -299,7 +289,30 @@ def lr_range_test(
     return result_of(history, reason)
 
 
-def range_tests(
+def lr_range_test(model, optimizer, criterion, train_loader, **kwargs) -> RangeTestResult:
+    """Run an LR range test and return its :class:`RangeTestResult`.
+
+    The loader is cycled when it is shorter than ``num_iter``. The test stops early when the
+    smoothed loss diverges (``"diverged"``: with the default ``diverge_factor=4`` once it has
+    climbed back as far as it had fallen; see :mod:`~disciplined_widgets.suggest`), at once on a NaN
+    or infinite loss (``"non_finite"``), or when ``stop_event`` is set (``"stopped"``).
+    With ``val_loader``, the first ``val_batches`` batches are evaluated every ``val_every``
+    steps (default: 10 points over the test), as Smith does with the test loss.
+    ``callback(partial_result)`` runs after every step. The snapshot that restores
+    everything is kept on the CPU, or with ``snapshot="disk"`` in a private temporary directory.
+    ``criterion`` is None for a model that returns its own ``.loss``; the other keyword options
+    (``loss_fn``, ``unpack``, ``device``, ``amp``, ``grad_scaler``, ``accumulation_steps``,
+    ``clip_grad_norm``, ...) are :class:`~disciplined_widgets.train.TrainingOptions`. Steps
+    whose update fp16's GradScaler skipped are left out of the curve.
+    """
+    return drain(lr_range_test_steps(model, optimizer, criterion, train_loader, **kwargs))
+
+
+lr_range_test.__signature__ = inspect.signature(lr_range_test_steps).replace(
+    return_annotation=RangeTestResult)
+
+
+def range_tests_steps(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     criterion: Callable | None,
@@ -308,10 +321,8 @@ def range_tests(
     weight_decays: list[float] | None = None,
     momentums: list[float] | None = None,
     **kwargs,
-) -> RangeTestCollection:
-    """One range test per weight decay (or per momentum; Adam's beta1), each from the same
-    starting state and the same batches, as in Smith's figure of range tests at WD 1e-3...0.
-    ``kwargs`` go to :func:`lr_range_test`. The optimizer's values are restored afterwards."""
+) -> Steps[RangeTestCollection]:
+    """:func:`range_tests` one optimizer step at a time (a generator returning the collection)."""
     if (weight_decays is None) == (momentums is None):
         raise ValueError("give exactly one of weight_decays and momentums")
     parameter, values = (("weight_decay", weight_decays) if weight_decays is not None
@@ -336,9 +347,21 @@ def range_tests(
                     group[key] = float(value)
                 else:
                     set_momentum(group, value)
-            results.append(lr_range_test(model, optimizer, criterion, train_loader,
-                                         settings={parameter: float(value)}, **kwargs))
+            results.append((yield from lr_range_test_steps(
+                model, optimizer, criterion, train_loader, settings={parameter: float(value)},
+                **kwargs)))
     finally:
         for group, original in zip(groups, originals):
             group[key] = original
     return RangeTestCollection(parameter, values, results)
+
+
+def range_tests(model, optimizer, criterion, train_loader, **kwargs) -> RangeTestCollection:
+    """One range test per weight decay (or per momentum; Adam's beta1), each from the same
+    starting state and the same batches, as in Smith's figure of range tests at WD 1e-3...0.
+    ``kwargs`` go to :func:`lr_range_test`. The optimizer's values are restored afterwards."""
+    return drain(range_tests_steps(model, optimizer, criterion, train_loader, **kwargs))
+
+
+range_tests.__signature__ = inspect.signature(range_tests_steps).replace(
+    return_annotation=RangeTestCollection)

@@ -7,13 +7,21 @@ such as ``torch.optim.AdamW``) with the run's momentum (Adam: beta1) and weight 
 over a budget of ``steps`` optimizer steps or ``epochs``. ``momentum="cyclical"`` cycles
 0.95 -> 0.85 -> 0.95 against the LR (section 4.3); a number keeps it constant. The batch
 size resizes a copy of the training loader; the user's loader is not changed.
+
+Step-wise forms: ``train_run_steps`` (and ``lr_range_test_steps``, ``compare_steps``,
+``Search.run_steps``) are generators that yield after every optimizer step and return the
+result; the blocking function is ``drain`` of its twin, so there is one implementation. A
+caller that interleaves other work between steps (a widget on the notebook's event loop)
+advances the generator itself; ``steps_of(training)`` is the step-wise ``Training.run()``.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Generator
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import torch
 from torch import nn
@@ -23,10 +31,32 @@ from .loader import with_batch_size
 from .optim import CYCLICAL_MOMENTUM, has_momentum, set_momentum
 from .schedules import one_cycle
 from .step import CROSS_ENTROPY, criterion_with
-from .train import History, fit
+from .train import History, Training
 
 HYPERPARAMETERS = ("max_lr", "div_factor", "momentum", "weight_decay", "batch_size")
 OptimizerFactory = Callable[[Any], torch.optim.Optimizer]
+T = TypeVar("T")
+Steps = Generator[None, None, T]  # yields after every optimizer step, returns the result
+
+
+def steps_of(training: Training) -> Steps[History]:
+    """``training.run()`` one optimizer step at a time: yields after every step that leaves
+    the run going, returns the History; the training is closed however the generator ends."""
+    try:
+        while training.step():
+            yield
+        return training.finish()
+    finally:
+        training.close()
+
+
+def drain(steps: Steps[T]) -> T:
+    """Run a step-wise generator to its end and return its result."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as end:
+            return end.value
 
 
 @dataclass(frozen=True)
@@ -91,7 +121,7 @@ def build_optimizer(optimizer: OptimizerFactory, model: nn.Module, *, lr: float,
     return built
 
 
-def train_run(
+def train_run_steps(
     model_factory: Callable[[], nn.Module],
     train_loader,
     val_loader,
@@ -106,15 +136,9 @@ def train_run(
     callback: Callable[[History], Any] | None = None,
     stop_event: Any = None,
     **options,
-) -> History:
-    """Train a fresh ``model_factory()`` with ``hyperparameters`` and return its ``History``.
-
-    Exactly one of ``steps`` and ``epochs`` is the budget. The validation set is evaluated
-    ``evaluations`` times along the run (and at its end). ``criterion`` defaults to
-    cross-entropy (None: the model's own ``.loss``); ``optimizer`` to SGD. The other keyword
-    options (``loss_fn``, ``device``, ``amp``, ``accumulation_steps``, ``clip_grad_norm``, ...)
-    go to ``fit``.
-    """
+) -> Steps[History]:
+    """:func:`train_run` one optimizer step at a time: a generator that yields after every step
+    and returns the ``History`` (arguments as ``train_run``; they are checked at the first step)."""
     if not callable(model_factory) or isinstance(model_factory, nn.Module):
         raise TypeError("model_factory must be a function that builds a fresh model, such as "
                         f"lambda: MyNet(), got {type(model_factory).__name__}")
@@ -141,6 +165,23 @@ def train_run(
     schedule = one_cycle(built, hp.max_lr, total, div=hp.div_factor,
                          momentum=None if constant else CYCLICAL_MOMENTUM)
     criterion = criterion_with(criterion, options.get("loss_fn"))
-    return fit(model, built, criterion, loader, val_loader, steps=total, schedulers=[schedule],
-               eval_every=math.ceil(total / evaluations), callback=callback,
-               stop_event=stop_event, seed=seed, **options)
+    return (yield from steps_of(Training(
+        model, built, criterion, loader, val_loader, steps=total, schedulers=[schedule],
+        eval_every=math.ceil(total / evaluations), callback=callback, stop_event=stop_event,
+        seed=seed, **options)))
+
+
+def train_run(model_factory, train_loader, val_loader, hyperparameters, **settings) -> History:
+    """Train a fresh ``model_factory()`` with ``hyperparameters`` and return its ``History``.
+
+    Exactly one of ``steps`` and ``epochs`` is the budget. The validation set is evaluated
+    ``evaluations`` times along the run (and at its end). ``criterion`` defaults to
+    cross-entropy (None: the model's own ``.loss``); ``optimizer`` to SGD. The other keyword
+    options (``loss_fn``, ``device``, ``amp``, ``accumulation_steps``, ``clip_grad_norm``, ...)
+    go to ``fit``.
+    """
+    return drain(train_run_steps(model_factory, train_loader, val_loader, hyperparameters,
+                                 **settings))
+
+
+train_run.__signature__ = inspect.signature(train_run_steps).replace(return_annotation=History)

@@ -49,7 +49,7 @@ from .checks import positive_int
 from .data import NAMES as DATA_NAMES
 from .data import Dataset, load_dataset
 from .loader import TensorLoader
-from .runs import HYPERPARAMETERS, Hyperparameters, train_run
+from .runs import HYPERPARAMETERS, Hyperparameters, Steps, drain, train_run_steps
 from .step import CROSS_ENTROPY
 from .train import History, TrainingOptions, resolve_device
 
@@ -517,8 +517,17 @@ class Search:
         ``callback(trial_number, history)`` follows each trial live; ``on_trial(trial_number,
         value)`` runs after each (value None when it did not complete). A trial interrupted by
         ``stop_event`` or an exception is marked failed and queued again (an exception is
-        then re-raised).
+        then re-raised). :meth:`run_steps` is the same one optimizer step at a time.
         """
+        return drain(self.run_steps(n_trials, callback=callback, stop_event=stop_event,
+                                    on_trial=on_trial, heartbeat=heartbeat))
+
+    def run_steps(self, n_trials: int | None = None, *,
+                  callback: Callable[[int, History], Any] | None = None, stop_event: Any = None,
+                  on_trial: Callable[[int, float | None], Any] | None = None,
+                  heartbeat: float = 5.0) -> Steps[Progress]:
+        """:meth:`run` as a generator that yields after every optimizer step and returns the
+        :class:`Progress`; closing it mid-trial marks the trial failed and queues it again."""
         positive_int("n_trials", n_trials, allow_none=True)
         train_loader, val_loader = self._loaders_for_trials()
         factory = self._model_factory()
@@ -531,15 +540,15 @@ class Search:
             if trial is None:
                 break
             hp = self._hyperparameters(trial)
-            value = self._run_trial(trial, hp, factory, train_loader, val_loader, callback,
-                                    stop_event, heartbeat)
+            value = yield from self._trial_steps(trial, hp, factory, train_loader, val_loader,
+                                                 callback, stop_event, heartbeat)
             ran += 1
             if on_trial is not None:
                 on_trial(trial.number, value)
         return self.progress()
 
-    def _run_trial(self, trial, hp, factory, train_loader, val_loader, callback, stop_event,
-                   heartbeat: float) -> float | None:
+    def _trial_steps(self, trial, hp, factory, train_loader, val_loader, callback, stop_event,
+                     heartbeat: float) -> Steps[float | None]:
         trial_id = self._trial_id(trial.number)
         beating = threading.Event()
 
@@ -556,10 +565,11 @@ class Search:
         beater.start()
         run_callback = None if callback is None else (lambda h: callback(trial.number, h))
         try:
-            history = train_run(factory, train_loader, val_loader, hp, steps=self.task["steps"],
-                                epochs=self.task["epochs"], seed=self.task["seed"],
-                                device=self.device, callback=run_callback, stop_event=stop_event,
-                                **self._training(), **self.task["options"])
+            history = yield from train_run_steps(
+                factory, train_loader, val_loader, hp, steps=self.task["steps"],
+                epochs=self.task["epochs"], seed=self.task["seed"], device=self.device,
+                callback=run_callback, stop_event=stop_event, **self._training(),
+                **self.task["options"])
         except BaseException:
             beating.set()
             self._fail_and_requeue(trial)

@@ -95,6 +95,17 @@ class Shots:
         self.page.screenshot(path=str(self.folder / f"{self.count:02d}_{name}.png"))
 
 
+def open_notebook(page, url, name):
+    """Open a notebook and wait until all its cells are shown and its kernel is idle (before
+    that, JupyterLab shows one empty placeholder cell and an idle indicator)."""
+    cells = len(json.loads((ROOT / "notebooks" / name).read_text())["cells"])
+    page.goto(url)
+    page.wait_for_function(f"document.querySelectorAll('.jp-Notebook .jp-Cell').length >= {cells}",
+                           timeout=60_000)
+    page.wait_for_function("() => /\\| Idle/.test(document.querySelector('#jp-main-statusbar')"
+                           "?.textContent || '')", timeout=60_000)
+
+
 def run_cells(page, count):
     """Shift+Enter ``count`` times from the active cell, waiting for the kernel each time."""
     for _ in range(count):
@@ -120,9 +131,7 @@ def wait_idle(page, timeout=120_000):
 
 def test_widgets_in_jupyterlab(lab, page):
     shots = Shots(page)
-    page.goto(f"{lab}/lab/tree/widgets_tour.ipynb?token={TOKEN}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    open_notebook(page, f"{lab}/lab/tree/widgets_tour.ipynb?token={TOKEN}", "widgets_tour.ipynb")
     shots("opened")
 
     # Run the title, set-up, data and range-test cells (5 cells), leaving the widget idle.
@@ -172,9 +181,8 @@ def test_search_widget_in_jupyterlab(lab, page):
     # tabs on one workspace keep rearranging each other
     page = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
     shots = Shots(page)
-    page.goto(f"{lab}/lab/workspaces/search/tree/07_search_strategies.ipynb?token={TOKEN}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    open_notebook(page, f"{lab}/lab/workspaces/search/tree/07_search_strategies.ipynb?token={TOKEN}",
+                  "07_search_strategies.ipynb")
     for index in (1, 2, 4, 7, 8):  # the code cells up to the widget; no search has run yet
         select_cell(page, index)
         run_cells(page, 1)

@@ -271,3 +271,131 @@ def test_search_widget_stop_leaves_the_trial_queued_again(digits):
     assert (progress.complete, progress.running, progress.failed, progress.waiting) == (0, 0, 1, 2)
     assert "stopped" in widget.status.value
     widget.close()
+
+
+# ---- the Run button on an event loop (as in a notebook's kernel), live plots ----
+
+def on_a_loop(scenario):
+    """Run ``scenario()`` (a coroutine function) on an asyncio loop in this thread, as a
+    notebook kernel's cells and clicks run."""
+    import asyncio
+    return asyncio.run(scenario())
+
+
+def test_on_a_running_loop_the_button_steps_as_a_task_and_stop_is_served(setup):
+    import asyncio
+    widget = RangeTestWidget(*setup, num_iter=5000, start_lr=1e-6, end_lr=1e-3)
+
+    async def scenario():
+        widget.run_button.click()
+        assert widget.running and widget._thread is None and widget.start() is False
+        with pytest.raises(RuntimeError, match="await widget.finished"):
+            widget.wait()  # a blocking wait would stop the loop the work runs on
+        turns = 0
+        while widget.progress.value < 5:  # other work is served between the steps
+            await asyncio.sleep(0)
+            turns += 1
+        widget.stop_button.click()
+        await asyncio.wait_for(widget.finished(), 10)
+        return turns
+
+    assert on_a_loop(scenario) >= 4
+    assert not widget.running and widget.result.stop_reason == "stopped"
+    assert len(widget.result.lrs) < 5000 and "stopped" in widget.status.value
+    assert not widget.run_button.disabled and widget.stop_button.disabled
+
+
+def test_the_click_on_a_loop_gives_what_run_gives_and_shows_errors(setup):
+    model, optimizer, criterion, train, val = setup
+    widget = TrainWidget(model, optimizer, criterion, train, val, epochs=1)
+
+    async def click():
+        widget.run_button.click()
+        await widget.finished()
+
+    on_a_loop(click)
+    clicked = widget.history
+    assert widget.error is None and clicked.stop_reason == "completed"
+    assert widget.run().train_loss == clicked.train_loss  # from the same initial weights
+
+    def broken(outputs, targets):
+        raise ValueError("targets out of range")
+
+    failing = TrainWidget(model, optimizer, broken, train, val, epochs=1)
+    widget = failing
+    on_a_loop(click)
+    assert isinstance(failing.error, ValueError) and "targets out of range" in failing.status.value
+    assert not failing.running and not failing.run_button.disabled
+
+
+def test_a_new_range_test_clears_the_last_one_and_grows_into_the_swept_range(setup):
+    import asyncio
+    from disciplined_widgets import RangeTestResult
+
+    widget = RangeTestWidget(*setup, num_iter=300, start_lr=1e-5, end_lr=1.0)
+    widget.run()
+    assert "Suggested" in widget.suggestion.value
+
+    async def scenario():
+        widget.run_button.click()
+        while widget.progress.value < 3:
+            await asyncio.sleep(0)
+        during = (widget.result, widget.selected_bounds, widget.suggestion.value)
+        widget.stop()
+        await widget.finished()
+        return during
+
+    result, bounds, text = on_a_loop(scenario)
+    assert result is None and bounds is None and "Suggested" not in text
+    partial = RangeTestResult(widget.result.lrs[:3], widget.result.losses[:3], "running",
+                              start_lr=1e-5, end_lr=1.0, num_iter=300)
+    assert widget._draw(partial).axes[0].get_xlim() == pytest.approx((1e-5, 1.0))
+
+
+def test_live_plot_throttles_while_live_and_redraws_at_once_when_idle():
+    from matplotlib.figure import Figure
+
+    def draw(n):
+        time.sleep(0.05)  # a slow drawing: the budget then spaces live drawings widely
+        figure = Figure(figsize=(2, 2))
+        figure.add_subplot().plot(range(n))
+        return figure
+
+    plot = LivePlot(draw, max_fps=20, budget=0.03)
+    plot.live = True
+    plot.update(2)
+    wait_until(lambda: plot.renders == 1, timeout=2)
+    plot.update(3)
+    time.sleep(0.5)
+    assert plot.renders == 1  # within 3% of the time: the next drawing waits
+    plot.update(4, now=True)  # a control moved: at once, even while live
+    wait_until(lambda: plot.renders == 2, timeout=0.3)
+    plot.update(5)
+    plot.live = False  # the run ended: what is pending is drawn at once
+    wait_until(lambda: plot.renders == 3, timeout=0.3)
+    started = time.monotonic()
+    plot.update(6)  # a slider moved after the run
+    wait_until(lambda: plot.renders == 4, timeout=0.3)
+    assert time.monotonic() - started < 0.3
+
+
+def test_compare_widget_shows_curves_and_progress_during_its_first_run(setup):
+    widget = CompareWidget(*setup, parameter="weight_decay", values="1e-3, 0", epochs=3)
+    widget.x_axis.value = "step"  # before any run: nothing to redraw, and no error
+    fast_plot(widget)
+    drawn, progress = [], []
+    draw = widget.plot.draw
+    widget.plot.draw = lambda comparison: (
+        drawn.append([len(h.val_loss) for h in comparison.histories]), draw(comparison))[1]
+    widget.progress.observe(lambda change: progress.append(change["new"]), "value")
+    widget.run()
+    assert widget.progress.max == 200 and any(0 < value < 100 for value in progress)
+    assert any(len(runs) == 1 and runs[0] > 0 for runs in drawn)  # curves of the first run
+    assert drawn[-1] == [3, 3]
+
+
+def test_schedule_widget_says_what_the_constant_policy_does(setup):
+    model, optimizer, criterion, train, val = setup
+    schedule = ScheduleWidget(train, epochs=2, max_lr=0.3, policy="constant")
+    assert "constant LR of 0.3" in schedule.message.value
+    assert "sets every param group's LR" in schedule.message.value

@@ -1,7 +1,7 @@
 """Notebook widgets over the core: thin views with Run/Stop, live plots and results in Python.
 
-Core ipywidgets 8 controls only, so they work in JupyterLab, Notebook 7, VS Code, Voila and
-Colab without extra set-up.
+Core ipywidgets controls only, so they work in JupyterLab, Notebook 7, VS Code, Voila and
+Colab without extra set-up, under ipywidgets 8 and 7.7 (Colab's; see ``compat``).
 """
 
 from .compare_widget import CompareWidget

@@ -8,7 +8,7 @@ import time
 
 import ipywidgets as widgets
 
-from ..comparisons import Comparison, compare, describe
+from ..comparisons import Comparison, compare_steps, describe
 from ..plots import plot_comparison
 from ..schedules import BatchSizeSchedule
 from ..train import History
@@ -56,9 +56,10 @@ class CompareWidget(Runner):
                                             layout=widgets.Layout(width="auto", flex="0 0 auto"))
         self.table = widgets.HTML()
         self._live: list[History] = []
+        self._values_in_progress: list = []
         self.plot = LivePlot(self._draw)
         self.parameter.observe(lambda c: setattr(self.values, "value", EXAMPLES[c["new"]]), "value")
-        self.x_axis.observe(lambda _: self.plot.update(self._current()), "value")
+        self.x_axis.observe(lambda _: self.plot.redraw(), "value")  # nothing drawn yet: nothing
         controls = widgets.VBox([
             widgets.HBox([self.parameter, self.values, self.epochs]),
             widgets.HBox([self.use_one_cycle, self.max_lr, self.milestones, self.factor]),
@@ -97,31 +98,36 @@ class CompareWidget(Runner):
     def _draw(self, comparison: Comparison):
         return plot_comparison(comparison, x=self.x_axis.value)
 
-    def _work(self, stop_event: threading.Event) -> None:
+    def _steps(self, stop_event: threading.Event):
         values = self.parsed_values()
         self.comparison, self._live, self._values_in_progress = None, [], values
         self.table.value = ""
         last = [0.0]
         total_runs = len(values)
+        self.set_progress(0, total_runs * 100)
+        self.plot.update(self._current())  # empty axes at once: the previous result is gone
 
         def on_event(index: int, history: History) -> None:
             now = time.monotonic()
-            if now - last[0] < 0.5:
+            shown = self._live[index] if index < len(self._live) else None
+            evaluated = shown is None or len(history.val_loss) != len(shown.val_loss)
+            if now - last[0] < 0.2 and not evaluated:  # every evaluation is shown
                 return
             last[0] = now
             copy = History.from_dict(history.to_dict())
             self._live[index:] = [copy]
-            self.set_progress(index, total_runs)
+            done = history.steps_done / history.total_steps if history.total_steps else 0.0
+            self.set_progress(round(100 * (index + done)), total_runs * 100)
             self.status.value = f"run {index + 1} of {total_runs}: {html.escape(describe(values[index]))}"
             self.plot.update(self._current())
 
         model, optimizer, criterion, train_loader, val_loader = self._data
         max_lr = self.max_lr.value if self.use_one_cycle.value else None
-        self.comparison = compare(model, optimizer, criterion, train_loader, val_loader,
-                                  parameter=self.parameter.value, values=values,
-                                  epochs=self.epochs.value, max_lr=max_lr, callback=on_event,
-                                  stop_event=stop_event, **self.fit_options)
-        self.set_progress(total_runs, total_runs)
+        self.comparison = yield from compare_steps(
+            model, optimizer, criterion, train_loader, val_loader,
+            parameter=self.parameter.value, values=values, epochs=self.epochs.value,
+            max_lr=max_lr, callback=on_event, stop_event=stop_event, **self.fit_options)
+        self.set_progress(total_runs * 100, total_runs * 100)
         self.table.value = _html_table(self.comparison.table())
         self.plot.flush(self.comparison)
 

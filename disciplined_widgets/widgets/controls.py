@@ -15,8 +15,10 @@ def format_lr(lr: float) -> str:
 class LogRangeSlider(widgets.HBox):
     """A (low, high) learning-rate range on a log10 scale, shown in LR units.
 
-    ``value`` is the pair of learning rates; the slider underneath moves in log10 steps.
-    Bounds must be positive with ``low < high`` inside ``[min, max]``, as the core requires.
+    ``value`` is the pair of learning rates; the slider underneath moves in log10 steps
+    (``steps_per_decade``). A value set from code is kept exactly (the handles show it at the
+    nearest step); a handle the user drags takes the LR of its step. Bounds must be positive
+    with ``low < high`` inside ``[min, max]``, as the core requires.
     """
 
     value = traitlets.Tuple(traitlets.Float(), traitlets.Float())
@@ -32,6 +34,7 @@ class LogRangeSlider(widgets.HBox):
             readout=False, description=description, continuous_update=True,
             layout=widgets.Layout(width="420px"), style={"description_width": "initial"})
         self._readout = widgets.Label()
+        self._showing = False
         super().__init__([self._slider, self._readout], min=min, max=max, **kwargs)
         self.value = tuple(value)
         self._slider.observe(self._from_slider, "value")
@@ -49,11 +52,22 @@ class LogRangeSlider(widgets.HBox):
     @traitlets.observe("value")
     def _to_slider(self, change):
         low, high = change["new"]
-        self._slider.value = (math.log10(low), math.log10(high))
+        self._showing = True  # our own move of the handles, not the user's
+        try:
+            self._slider.value = (math.log10(low), math.log10(high))
+        finally:
+            self._showing = False
         self._readout.value = f"{format_lr(low)} to {format_lr(high)}"
 
     def _from_slider(self, change):
-        low, high = change["new"]
-        if high > low:
-            self.value = (10 ** low, 10 ** high)
-
+        """A move of the handles. A handle that stays within half a step of the value it shows
+        keeps that value exactly: the browser snaps the handles to the slider's steps and sends
+        the snapped positions back, which must not change the bounds."""
+        if self._showing:
+            return
+        shown = (math.log10(self.value[0]), math.log10(self.value[1]))
+        half = self._slider.step / 2
+        low, high = (old if abs(new - position) <= half else 10 ** new
+                     for new, position, old in zip(change["new"], shown, self.value))
+        if high > low and (low, high) != self.value:
+            self.value = (low, high)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import threading
 
 import ipywidgets as widgets
 
+from ..diagnose import RangeTestReading, read_range_test
 from ..plots import plot_range_test
-from ..range_test import RangeTestResult, lr_range_test, range_tests
+from ..range_test import RangeTestResult, lr_range_test_steps, range_tests_steps
 from .controls import LogRangeSlider, format_lr
 from .live_plot import LivePlot
 from .runner import Runner
@@ -25,8 +27,11 @@ class RangeTestWidget(Runner):
     ``smooth``, ``diverge_factor``, ``weight_decay``, ``momentum``); anything else
     (``val_every``, ``device``, ``amp``, ``unpack``, ...) goes to
     :func:`~disciplined_widgets.lr_range_test`. After a run, ``result`` holds the
-    :class:`~disciplined_widgets.RangeTestResult` and ``selected_bounds`` the bounds the slider
-    shows (the suggestion, until the user moves it). ``run()`` runs and waits.
+    :class:`~disciplined_widgets.RangeTestResult`, ``reading`` what it supports
+    (:func:`~disciplined_widgets.diagnose.read_range_test`) and ``selected_bounds`` the chosen
+    bounds: exactly the suggestion until the user moves the slider, then the slider's; None
+    when the test gives no suggestion (the slider is then left where it was) and the user has
+    not chosen. ``run()`` runs and waits.
     """
 
     def __init__(self, model, optimizer, criterion, train_loader, val_loader=None, **defaults):
@@ -35,6 +40,9 @@ class RangeTestWidget(Runner):
         self._data = (model, optimizer, criterion, train_loader, val_loader)
         self.result: RangeTestResult | None = None
         self.earlier: list[RangeTestResult] = []
+        self.reading: RangeTestReading | None = None
+        self._chosen = False  # the user moved the bounds since the last suggestion
+        self._placing = False  # the widget itself is moving the bounds
 
         self.start_lr = widgets.FloatLogSlider(settings["start_lr"], min=-10, max=0, step=0.5,
                                                description="start LR", style=WIDE)
@@ -64,8 +72,7 @@ class RangeTestWidget(Runner):
         self.plot = LivePlot(self._draw)
 
         self.smooth.observe(self._resmooth, "value")
-        self.bounds.observe(lambda _: self.result is not None and self.plot.update(self.result),
-                            "value")
+        self.bounds.observe(self._bounds_moved, "value")
         controls = widgets.VBox([
             widgets.HBox([self.start_lr, self.end_lr, self.num_iter]),
             widgets.HBox([self.mode, self.diverge_factor]),
@@ -75,21 +82,31 @@ class RangeTestWidget(Runner):
 
     @property
     def selected_bounds(self) -> tuple[float, float] | None:
-        """The bounds on the slider (after a run), ready for ``one_cycle``/``cyclical``."""
-        return self.bounds.value if self.result is not None else None
+        """The chosen bounds, ready for ``one_cycle``/``cyclical``: the suggestion exactly until
+        the user moves the slider, then the slider's; None before a run and when the test
+        gives no suggestion and the user has chosen none."""
+        if self.result is None:
+            return None
+        if self._chosen:
+            return tuple(self.bounds.value)
+        return self.reading.bounds if self.reading is not None else None
 
     def _settings(self) -> dict:
         return dict(start_lr=self.start_lr.value, end_lr=self.end_lr.value,
                     num_iter=self.num_iter.value, mode=self.mode.value,
                     smooth=self.smooth.value, diverge_factor=self.diverge_factor.value)
 
-    def _work(self, stop_event: threading.Event) -> None:
+    def _steps(self, stop_event: threading.Event):
         if self.result is not None and self.keep_runs.value:
             self.earlier.append(self.result)
         elif not self.keep_runs.value:
             self.earlier.clear()
         settings = self._settings()
         self.set_progress(0, settings["num_iter"])
+        # The last result is no longer current: its curve and suggestion go at once.
+        self.result = self.reading = None
+        self.suggestion.value = "<i>Running: the suggestion comes when the test ends.</i>"
+        self.plot.update(RangeTestResult([], [], "running", **settings), now=True)
 
         def on_step(partial: RangeTestResult) -> None:
             self.set_progress(len(partial.lrs), partial.num_iter)
@@ -101,17 +118,15 @@ class RangeTestWidget(Runner):
                      (("weight_decays", self.weight_decay), ("momentums", self.momentum))
                      if control.value != AS_IS}
         if overrides:
-            collection = range_tests(model, optimizer, criterion, train_loader,
-                                     val_loader=val_loader, **overrides, **options)
+            collection = yield from range_tests_steps(model, optimizer, criterion, train_loader,
+                                                      val_loader=val_loader, **overrides,
+                                                      **options)
             result = collection[0]
         else:
-            result = lr_range_test(model, optimizer, criterion, train_loader,
-                                   val_loader=val_loader, **options)
+            result = yield from lr_range_test_steps(model, optimizer, criterion, train_loader,
+                                                    val_loader=val_loader, **options)
         self.result = result
-        suggested = result.suggestions.bounds
-        if suggested is not None:
-            self.bounds.value = suggested
-        self._show_suggestions()
+        self._show_suggestions(new_run=True)
         self.plot.flush(result)
 
     def _result(self) -> RangeTestResult:
@@ -123,20 +138,63 @@ class RangeTestWidget(Runner):
             self._show_suggestions()
             self.plot.update(self.result)
 
-    def _show_suggestions(self) -> None:
-        s = self.result.suggestions
-        if s.bounds is None:
-            self.suggestion.value = (f"<b>No suggestion</b>: too few usable points "
-                                     f"({self.result.stop_reason} after {len(self.result.lrs)} "
-                                     f"steps). Lower the start LR or run more iterations.")
+    def _show_suggestions(self, new_run: bool = False) -> None:
+        """Read the result; put the bounds on the suggestion unless the user has chosen them
+        (a new run's suggestion always moves them); leave them alone without a suggestion."""
+        self.reading = reading = read_range_test(self.result)
+        if new_run:
+            self._chosen = False
+        if reading.bounds is not None and not self._chosen:
+            self._placing = True
+            try:
+                self.bounds.value = reading.bounds
+            finally:
+                self._placing = False
+        self._show_text()
+
+    def _show_text(self) -> None:
+        reading, result = self.reading, self.result
+        steps = f"{result.stop_reason}, {len(result.lrs)} steps"
+        if reading.suggestions is None:
+            text = f"<b>No suggestion</b>: {html.escape(reading.reason)}."
+        else:
+            s = reading.suggestions
+            text = (f"<b>Suggested</b>: steepest {format_lr(s.steepest)} &middot; minimum/10 "
+                    f"{format_lr(s.minimum)} &middot; valley {format_lr(s.valley)} &rarr; bounds "
+                    f"<b>{format_lr(s.bounds[0])} to {format_lr(s.bounds[1])}</b> ({steps})")
+            if reading.note:
+                text += f"<br>Note: {html.escape(reading.note)}."
+        warning = self._bounds_warning()
+        if warning:
+            text += f"<br><span style='color:#c62828'><b>Warning</b>: {html.escape(warning)}</span>"
+        self.suggestion.value = text
+
+    def _bounds_warning(self) -> str:
+        """Why the chosen bounds are risky: above the LR where the test diverged, or untested."""
+        bounds = self.selected_bounds
+        if bounds is None or self.reading is None:
+            return ""
+        high = bounds[1]
+        diverged = self.reading.diverged_at
+        if diverged is not None and high > diverged:
+            return (f"the maximum bound {format_lr(high)} is above {format_lr(diverged)}, the LR "
+                    f"where the test's loss diverged: training there is likely to diverge too")
+        tested = self.reading.tested
+        if tested is not None and high > tested[1]:
+            return (f"the maximum bound {format_lr(high)} is above {format_lr(tested[1])}, the "
+                    f"largest LR the test tried")
+        return ""
+
+    def _bounds_moved(self, _change) -> None:
+        if self.result is None:
             return
-        self.suggestion.value = (
-            f"<b>Suggested</b>: steepest {format_lr(s.steepest)} &middot; minimum/10 "
-            f"{format_lr(s.minimum)} &middot; valley {format_lr(s.valley)} &rarr; bounds "
-            f"<b>{format_lr(s.bounds[0])} to {format_lr(s.bounds[1])}</b> "
-            f"({self.result.stop_reason}, {len(self.result.lrs)} steps)")
+        if not self._placing:
+            self._chosen = True
+            self._show_text()
+        self.plot.update(self.result)
 
     def _draw(self, result: RangeTestResult):
         finished = result is self.result
-        return plot_range_test(result, bounds=self.bounds.value if finished else None,
-                               earlier=self.earlier, suggestions=finished)
+        return plot_range_test(result, bounds=self.selected_bounds if finished else None,
+                               earlier=self.earlier, suggestions=finished,
+                               lr_range=(result.start_lr, result.end_lr))

@@ -111,7 +111,11 @@ class ScheduleWidget(widgets.VBox):
         return self.steps_per_epoch or len(self.train_loader)
 
     def schedulers(self, optimizer: torch.optim.Optimizer) -> list:
-        """The schedulers for ``fit(schedulers=...)``, built on ``optimizer``."""
+        """The schedulers for ``fit(schedulers=...)``, built on ``optimizer``.
+
+        Under ``"constant"`` there is no scheduler: every param group's LR is set to the max LR
+        slider's value here, at once, and stays so after training (the message line says so),
+        as a scheduler would set it at its first step."""
         momentum = ((self.momentum.value[1], self.momentum.value[0])
                     if self.cycle_momentum.value else None)
         if self.policy.value == "1cycle":
@@ -154,8 +158,13 @@ class ScheduleWidget(widgets.VBox):
         except (ValueError, TypeError) as error:
             self.message.value = f"<span style='color:#c62828'>{error}</span>"
             return
-        self.message.value = (f"{len(shown.step)} steps; LR {min(shown.lr):.3g} to "
-                              f"{max(shown.lr):.3g}")
+        if self.policy.value == "constant":
+            self.message.value = (f"{len(shown.step)} steps at a constant LR of "
+                                  f"{self.max_lr.value:.3g}: building the schedule sets every "
+                                  f"param group's LR to it (no scheduler)")
+        else:
+            self.message.value = (f"{len(shown.step)} steps; LR {min(shown.lr):.3g} to "
+                                  f"{max(shown.lr):.3g}")
         if self.plot.renders:
             self.plot.update(shown)
         else:

@@ -9,6 +9,7 @@ import ipywidgets as widgets
 
 from ..plots import plot_search
 from ..search import Search, masked
+from .compat import tooltip
 from .live_plot import LivePlot
 from .runner import Runner
 
@@ -30,11 +31,11 @@ class SearchWidget(Runner):
             raise TypeError(f"search must be a Search, got {type(search).__name__}")
         self.search = search
         self.refresh_every = float(refresh_every)
-        self.trials = widgets.BoundedIntText(trials, min=0, max=100_000, style=WIDE,
-                                             description="trials to run",
-                                             tooltip="0: until the study is done")
-        self.follow = widgets.Checkbox(follow, description="follow the study",
-                                       tooltip="re-read the shared storage every few seconds")
+        self.trials = tooltip(widgets.BoundedIntText(trials, min=0, max=100_000, style=WIDE,
+                                                     description="trials to run"),
+                              "0: until the study is done")
+        self.follow = tooltip(widgets.Checkbox(follow, description="follow the study"),
+                              "re-read the shared storage every few seconds")
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
         self.summary = widgets.HTML()
         self.table = widgets.HTML()
@@ -102,9 +103,9 @@ class SearchWidget(Runner):
                                           name="SearchWidget.follow")
         self._follower.start()
 
-    def _work(self, stop_event: threading.Event) -> None:
-        self.search.run(self.trials.value or None, stop_event=stop_event,
-                        on_trial=lambda number, value: self.refresh(force=True))
+    def _steps(self, stop_event: threading.Event):
+        yield from self.search.run_steps(self.trials.value or None, stop_event=stop_event,
+                                         on_trial=lambda number, value: self.refresh(force=True))
         self.refresh(force=True)
         if self._seen[0]:
             self.plot.flush(self._seen)

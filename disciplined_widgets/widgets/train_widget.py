@@ -11,7 +11,8 @@ import ipywidgets as widgets
 from ..diagnose import diagnose
 from ..plots import plot_history
 from ..snapshot import Snapshot
-from ..train import History, fit
+from ..runs import steps_of
+from ..train import History, Training
 from .live_plot import LivePlot
 from .runner import Runner
 
@@ -31,7 +32,7 @@ class TrainWidget(Runner):
     """
 
     def __init__(self, model, optimizer, criterion, train_loader, val_loader=None, *,
-                 schedule=None, epochs: int = 5, update_every: float = 0.5, **fit_options):
+                 schedule=None, epochs: int = 5, update_every: float = 0.2, **fit_options):
         self._data = (model, optimizer, criterion, train_loader, val_loader)
         self.schedule, self.fit_options = schedule, fit_options
         self.history: History | None = None
@@ -51,10 +52,12 @@ class TrainWidget(Runner):
                                             layout=widgets.Layout(width="auto", flex="0 0 auto"))
         self.verdict = widgets.HTML("")
         self.plot = LivePlot(self._draw)
-        self.x_axis.observe(lambda _: self.history is not None and self.plot.update(self.history),
-                            "value")
+        self.x_axis.observe(self._redraw, "value")
         controls = widgets.HBox([self.epochs, self.from_start, self.keep_runs, self.x_axis])
         super().__init__([controls, self.plot.image, self.verdict])
+
+    def _redraw(self, _change=None) -> None:
+        self.plot.redraw()  # the x axis changed: the latest state again, at once
 
     def _draw(self, history: History):
         return plot_history(history, earlier=self.earlier, x=self.x_axis.value)
@@ -65,7 +68,7 @@ class TrainWidget(Runner):
         self.verdict.value = (f"<b style='color:{colour}'>{found.verdict}</b>: "
                               f"{html.escape(found.advice)}")
 
-    def _work(self, stop_event: threading.Event) -> None:
+    def _steps(self, stop_event: threading.Event):
         model, optimizer, criterion, train_loader, val_loader = self._data
         if self.history is not None:
             if self.keep_runs.value:
@@ -92,10 +95,10 @@ class TrainWidget(Runner):
             if copy.val_loss:
                 self._show_verdict(copy)
 
-        history = fit(model, optimizer, criterion, train_loader, val_loader,
-                      epochs=self.epochs.value, schedulers=schedulers,
-                      batch_size_schedule=batch_size_schedule, callback=on_event,
-                      stop_event=stop_event, **self.fit_options)
+        history = yield from steps_of(Training(
+            model, optimizer, criterion, train_loader, val_loader, epochs=self.epochs.value,
+            schedulers=schedulers, batch_size_schedule=batch_size_schedule, callback=on_event,
+            stop_event=stop_event, **self.fit_options))
         self.history = history
         self.set_progress(history.steps_done, history.total_steps)
         self._show_verdict(history)
