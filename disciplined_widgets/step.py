@@ -20,8 +20,7 @@ indices; ``metrics={"name": fn(outputs, targets)}`` adds the user's own, average
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import nn
@@ -37,8 +36,7 @@ def criterion_with(criterion: Callable | None, loss_fn: Callable | None) -> Call
     return None if loss_fn is not None and criterion is CROSS_ENTROPY else criterion
 
 
-@dataclass
-class Computed:
+class Computed(NamedTuple):
     """One batch's loss (a scalar tensor), what the model returned, the targets, the samples."""
 
     loss: torch.Tensor

@@ -518,7 +518,8 @@ class Training:
         self.scaler = self.options.grad_scaler if self.options.grad_scaler is not None else (
             torch.amp.GradScaler(self.device.type) if self.options.amp == "fp16" else None)
         self._params = [p for group in self.optimizer.param_groups for p in group["params"]]
-        self._autocast = _autocast(self.device, self.options.amp)  # reused for every batch
+        self._autocast = (_autocast(self.device, self.options.amp)  # reused for every batch
+                          if self.options.amp is not None else None)
         self._start_time = time.perf_counter()
 
     def _first_step(self) -> None:
@@ -584,8 +585,11 @@ class Training:
                 group = self.optimizer.param_groups[0]
                 lr, momentum = float(group["lr"]), momentum_of(group)
                 self.optimizer.zero_grad(set_to_none=True)
-            with self._autocast:
+            if self._autocast is None:
                 done = self.batch_loss(self.model, batch, self.device)
+            else:
+                with self._autocast:
+                    done = self.batch_loss(self.model, batch, self.device)
             part = done.loss / accumulation if accumulation > 1 else done.loss
             (self.scaler.scale(part) if self.scaler is not None else part).backward()
             step_loss = part.detach() if step_loss is None else step_loss + part.detach()
