@@ -20,9 +20,11 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
+import signal
+import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Iterable, NamedTuple, Protocol
 
@@ -362,6 +364,27 @@ class _OwnRandomness:
         self._set(self.outer)
 
 
+@contextmanager
+def _interrupts_end_the_run():
+    """While the block runs in the main thread, SIGINT sets the yielded event instead of raising
+    KeyboardInterrupt; a second SIGINT raises it as usual."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread() or (
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield interrupted  # a thread, or a handler of the host's own: leave it alone
+        return
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        interrupted.set()
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _check_run(epochs, steps, val_loader, eval_every, eval_each_epoch, eval_batches, callback,
                stop_event, seed, schedulers, batch_size_schedule, train_loader) -> None:
     if (epochs is None) == (steps is None):
@@ -442,6 +465,13 @@ class Training:
         self.stop_event, self.stop_on_non_finite = stop_event, stop_on_non_finite
         self.device = resolve_device(self.options.device)
         self.history = History(total_steps=self._total_steps(batch_size_schedule))
+        for scheduler in schedulers:
+            length = getattr(scheduler, "total_steps", None)
+            if isinstance(length, int) and self.history.total_steps and length < self.history.total_steps:
+                raise ValueError(
+                    f"schedulers: {type(scheduler).__name__} was built for total_steps={length}, "
+                    f"but the run has {self.history.total_steps} optimizer steps; build it with "
+                    f"total_steps={self.history.total_steps} or pass steps={length}")
         if batch_size_schedule is not None and not hasattr(batch_size_schedule, "on_epoch_start"):
             batch_size_schedule = _BatchSizes(batch_size_schedule)
         self.hooks = [*([_Schedulers(schedulers)] if schedulers else []),
@@ -464,11 +494,19 @@ class Training:
     # ---- the run ----
 
     def run(self) -> History:
-        """Train to the end; the History (kept on the object, however the run ends)."""
+        """Train to the end and return the History, however the run ends: a first Ctrl-C (or a
+        notebook's interrupt) ends it after the current step with ``stop_reason ==
+        "interrupted"``, a second one at once; any other error carries the partial History as
+        ``error.history``."""
         try:
-            while self.step():
-                pass
+            with _interrupts_end_the_run() as interrupted:
+                while self.step():
+                    if interrupted.is_set():
+                        self.history.stop_reason = "interrupted"
             return self.finish()
+        except BaseException as error:
+            error.history = self.history
+            raise
         finally:
             self.close()
 

@@ -276,3 +276,52 @@ def test_eval_every_alone_does_not_add_epoch_evaluations(digits_loaders):
     history = fit(model, opt, loss, train, val, steps=2 * len(train), eval_every=10)
     assert history.eval_step == [s for s in range(10, 2 * len(train) + 1, 10)] + (
         [2 * len(train)] if (2 * len(train)) % 10 else [])
+
+
+def test_an_interrupt_ends_the_run_after_the_step_and_keeps_the_history(digits_loaders):
+    import os
+    import signal
+    train, val = digits_loaders
+    model, opt, loss = make()
+
+    def interrupt_at_step_5(history):
+        if history.steps_done == 5 and len(history.eval_step) == 0:
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C or a notebook's interrupt sends
+
+    history = fit(model, opt, loss, train, val, epochs=2, callback=interrupt_at_step_5)
+    assert history.stop_reason == "interrupted" and history.steps_done in (5, 6)
+    assert history.eval_step == [history.steps_done]  # the last step is still evaluated
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    def interrupt_twice(history):
+        if history.steps_done == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt) as raised:
+        fit(model, opt, loss, train, epochs=1, callback=interrupt_twice)
+    assert raised.value.history.steps_done == 3
+
+
+def test_an_error_mid_run_carries_the_partial_history(digits_loaders):
+    train, _ = digits_loaders
+    model, opt, loss = make()
+
+    def fail_at_step_4(history):
+        if history.steps_done == 4:
+            raise RuntimeError("the user's callback failed")
+
+    with pytest.raises(RuntimeError, match="callback failed") as raised:
+        fit(model, opt, loss, train, epochs=1, callback=fail_at_step_4)
+    assert raised.value.history.steps_done == 4 and len(raised.value.history.train_loss) == 4
+
+
+def test_a_schedule_shorter_than_the_run_is_refused_before_training(digits_loaders):
+    from disciplined_widgets import one_cycle
+    train, _ = digits_loaders
+    model, opt, loss = make()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    short = one_cycle(opt, 0.1, total_steps=len(train) * 2 - 1)
+    with pytest.raises(ValueError, match=r"schedulers: OneCycle was built for total_steps=\d+, but the run has"):
+        fit(model, opt, loss, train, epochs=2, schedulers=[short])
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
