@@ -27,6 +27,30 @@ def positive_float(name: str, value) -> float:
     return float(value)
 
 
+def number_in(name: str, value, low: float, high: float, *, include_low: bool = True,
+              include_high: bool = True) -> float:
+    """``value`` must be a finite number in the interval from ``low`` to ``high``; as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} ({value!r})")
+    above = value >= low if include_low else value > low
+    below = value <= high if include_high else value < high
+    if not (math.isfinite(value) and above and below):
+        interval = f"{'[' if include_low else '('}{low:g}, {high:g}{']' if include_high else ')'}"
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+    return float(value)
+
+
+def momentum_pair(name: str, value) -> tuple[float, float]:
+    """``(max, min)`` momentums with ``0 <= min <= max < 1``, as floats."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise TypeError(f"{name} must be a (max, min) pair such as (0.95, 0.85), or None, got "
+                        f"{value!r}")
+    high, low = (number_in(name, v, 0, 1, include_high=False) for v in value)
+    if low > high:
+        raise ValueError(f"{name} must be (max, min) with min <= max, got {value!r}")
+    return high, low
+
+
 def optimizer_holds(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
     """The optimizer must hold every trainable parameter of the model."""
     if not isinstance(model, nn.Module):

@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 from torch.optim.lr_scheduler import CyclicLR, OneCycleLR
 
-from .checks import positive_float, positive_int
+from .checks import momentum_pair, number_in, positive_float, positive_int
 from .optim import CYCLICAL_MOMENTUM, has_momentum, momentum_of, scale_lrs
 from .train import Hook, planned_batches, steps_in_epoch
 
@@ -57,6 +57,13 @@ class OneCycle(OneCycleLR):
         return super().step()
 
 
+def _per_group(optimizer: torch.optim.Optimizer, lr: float) -> list[float]:
+    """``lr`` for the first param group, the others scaled as their LRs are now
+    (discriminative LRs keep their ratios)."""
+    first = optimizer.param_groups[0]["lr"]
+    return [lr * (group["lr"] / first if first else 1.0) for group in optimizer.param_groups]
+
+
 def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float, total_steps: int, *,
               div: float = 10.0, final_div: float | None = None, pct_start: float | None = None,
               momentum: tuple[float, float] | None = CYCLICAL_MOMENTUM,
@@ -70,19 +77,21 @@ def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float, total_steps: int,
     if positive_float("div", div) <= 1:
         raise ValueError(f"div must be > 1, got {div!r}")
     final_div = default_final if final_div is None else positive_float("final_div", final_div)
-    pct_start = default_pct if pct_start is None else pct_start
-    limit = 0.5 if three_phase else 1.0
-    if not isinstance(pct_start, (int, float)) or not 0 < pct_start < limit:
-        raise ValueError(f"pct_start must be in (0, {limit}) for style={style!r}, got {pct_start!r}")
+    if final_div < 1:
+        raise ValueError(f"final_div must be >= 1 (the end LR is min_lr / final_div), got {final_div!r}")
+    pct_start = default_pct if pct_start is None else number_in(
+        "pct_start", pct_start, 0, 0.5 if three_phase else 1, include_low=False, include_high=False)
+    if pct_start * total_steps <= 1:
+        raise ValueError(f"total_steps={total_steps} is too short for pct_start={pct_start:g}: the LR "
+                         f"would rise for {pct_start * total_steps:g} step; give total_steps > "
+                         f"{math.floor(1 / pct_start)}")
     if momentum is not None:
-        high, low = momentum
-        if not 0 <= low <= high < 1:
-            raise ValueError(f"momentum must be (max, min) with 0 <= min <= max < 1, got {momentum!r}")
+        momentum = momentum_pair("momentum", momentum)
         if not has_momentum(optimizer):
             raise ValueError(f"{type(optimizer).__name__} has no momentum or betas to cycle; "
                              f"pass momentum=None")
     return OneCycle(
-        optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=pct_start,
+        optimizer, max_lr=_per_group(optimizer, max_lr), total_steps=total_steps, pct_start=pct_start,
         anneal_strategy=anneal, cycle_momentum=momentum is not None,
         base_momentum=(momentum or CYCLICAL_MOMENTUM)[1],
         max_momentum=(momentum or CYCLICAL_MOMENTUM)[0],
@@ -101,10 +110,14 @@ def cyclical(optimizer: torch.optim.Optimizer, base_lr: float, max_lr: float,
     positive_int("step_size_down", step_size_down, allow_none=True)
     if mode not in ("triangular", "triangular2", "exp_range"):
         raise ValueError(f"mode must be 'triangular', 'triangular2' or 'exp_range', got {mode!r}")
-    if momentum is not None and not has_momentum(optimizer):
-        raise ValueError(f"{type(optimizer).__name__} has no momentum to cycle; pass momentum=None")
+    gamma = number_in("gamma", gamma, 0, 1, include_low=False)
+    if momentum is not None:
+        momentum = momentum_pair("momentum", momentum)
+        if not has_momentum(optimizer):
+            raise ValueError(f"{type(optimizer).__name__} has no momentum to cycle; pass momentum=None")
     high, low = momentum or (0.9, 0.8)
-    return CyclicLR(optimizer, base_lr=base_lr, max_lr=max_lr, step_size_up=step_size_up,
+    return CyclicLR(optimizer, base_lr=_per_group(optimizer, base_lr),
+                    max_lr=_per_group(optimizer, max_lr), step_size_up=step_size_up,
                     step_size_down=step_size_down, mode=mode, gamma=gamma,
                     cycle_momentum=momentum is not None, base_momentum=low, max_momentum=high)
 
@@ -125,6 +138,9 @@ class BatchSizeSchedule(Hook):
 
     def __post_init__(self):
         positive_int("batch_size", self.batch_size)
+        if isinstance(self.milestones, (str, bytes)) or not hasattr(self.milestones, "__iter__"):
+            raise TypeError(f"milestones must be a list of epochs such as (30, 60), got "
+                            f"{self.milestones!r}")
         object.__setattr__(self, "milestones", tuple(self.milestones))
         for m in self.milestones:
             positive_int("milestones", m)

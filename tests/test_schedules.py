@@ -152,3 +152,44 @@ def test_preview_equals_what_fit_applies_with_a_hybrid_batch_schedule(digits):
     assert history.batch_size == expected.batch_size
     assert sorted(set(expected.batch_size)) == [64, 128]
     assert history.lr == pytest.approx(expected.lr) and min(history.lr) == pytest.approx(0.025)
+
+
+def _two_groups():
+    torch.manual_seed(0)
+    body, head = nn.Linear(4, 4), nn.Linear(4, 2)
+    return torch.optim.SGD([{"params": body.parameters(), "lr": 0.01},
+                            {"params": head.parameters(), "lr": 0.1}], lr=0.01, momentum=0.9)
+
+
+def test_discriminative_lrs_keep_their_ratios_under_one_cycle_and_clr():
+    for build in (lambda opt: one_cycle(opt, 1.0, 50),
+                  lambda opt: cyclical(opt, 0.1, 1.0, step_size_up=5)):
+        opt = _two_groups()
+        schedule = build(opt)
+        for _ in range(30):
+            body, head = (g["lr"] for g in opt.param_groups)
+            assert head == pytest.approx(10 * body)
+            opt.step()
+            schedule.step()
+        assert max(g["lr"] for g in opt.param_groups) <= 10.0 + 1e-9
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda opt: one_cycle(opt, 0.1, 4, style="fastai"), ValueError, "total_steps=4 is too short"),
+    (lambda opt: one_cycle(opt, 0.1, 2), ValueError, "too short for pct_start"),
+    (lambda opt: one_cycle(opt, 0.1, 100, final_div=0.5), ValueError, "final_div must be >= 1"),
+    (lambda opt: one_cycle(opt, 0.1, 100, momentum=0.9), TypeError, r"momentum must be a \(max, min\) pair"),
+    (lambda opt: one_cycle(opt, 0.1, 100, momentum=(0.85, 0.95)), ValueError, "min <= max"),
+    (lambda opt: one_cycle(opt, 0.1, 100, momentum=(1.2, 0.85)), ValueError, r"momentum must be in \[0, 1\)"),
+    (lambda opt: one_cycle(opt, 0.1, 100, pct_start="0.3"), TypeError, "pct_start must be a number"),
+    (lambda opt: cyclical(opt, 0.01, 0.1, 5, gamma=-1), ValueError, r"gamma must be in \(0, 1\]"),
+    (lambda opt: cyclical(opt, 0.01, 0.1, 5, gamma=float("nan")), ValueError, "gamma"),
+    (lambda opt: cyclical(opt, 0.01, 0.1, 5, gamma="0.99"), TypeError, "gamma must be a number"),
+    (lambda opt: BatchSizeSchedule(16, 5), TypeError, "milestones must be a list of epochs"),
+])
+def test_bad_schedules_fail_clearly_and_leave_the_optimizer_alone(call, error, match):
+    opt = _two_groups()
+    before = [dict(g) for g in opt.param_groups]
+    with pytest.raises(error, match=match):
+        call(opt)
+    assert [dict(g) for g in opt.param_groups] == before
