@@ -51,6 +51,38 @@ def momentum_pair(name: str, value) -> tuple[float, float]:
     return high, low
 
 
+def to_json_numbers(values) -> list:
+    """A list of numbers for strict JSON: NaN and infinities become None."""
+    return [None if isinstance(v, float) and not math.isfinite(v) else v for v in values]
+
+
+def from_json_numbers(values) -> list:
+    """The inverse of :func:`to_json_numbers` for losses: None becomes NaN."""
+    return [math.nan if v is None else v for v in values]
+
+
+def dict_fields(what: str, data, fields, version: int) -> dict:
+    """``data`` as written by ``what.to_dict()``: exactly ``fields`` (plus ``version``), or a
+    clear error naming the missing, unknown or mismatched keys."""
+    if not isinstance(data, dict):
+        raise TypeError(f"{what}.from_dict needs a dict, got {type(data).__name__}")
+    data = dict(data)
+    found = data.pop("version", version)
+    if found != version:
+        raise ValueError(f"{what}.from_dict reads version {version}, got version {found!r}")
+    missing, unknown = sorted(set(fields) - set(data)), sorted(set(data) - set(fields))
+    if missing or unknown:
+        raise ValueError(f"{what}.from_dict: missing keys {missing}, unknown keys {unknown}")
+    return data
+
+
+def same_lengths(what: str, data: dict, names) -> None:
+    """The lists ``data[name]`` for ``names`` must all have one length."""
+    lengths = {name: len(data[name]) for name in names}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"{what}.from_dict: lists of different lengths {lengths}")
+
+
 def optimizer_holds(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
     """The optimizer must hold every trainable parameter of the model."""
     if not isinstance(model, nn.Module):

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
 
-from .checks import optimizer_holds, positive_float, positive_int
+from .checks import (dict_fields, from_json_numbers, optimizer_holds, positive_float, positive_int,
+                     same_lengths, to_json_numbers)
 from .snapshot import Snapshot
 from .suggest import EMA, Divergence, Suggestions, ema, suggest, usable_window
 from .optim import momentum_key, set_momentum
@@ -84,16 +85,23 @@ class RangeTestResult:
         return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                          for k, v in self.settings.items()) or "range test"
 
+    VERSION = 1
+
     def to_dict(self) -> dict:
-        """JSON-safe dict (non-finite losses become None)."""
-        data = {k: v for k, v in asdict(self).items()}
-        data["losses"] = [x if math.isfinite(x) else None for x in self.losses]
-        return data
+        """A dict for strict JSON (non-finite losses become None), with a ``version``."""
+        data = asdict(self)
+        for name in ("losses", "val_losses"):
+            data[name] = to_json_numbers(data[name])
+        return {**data, "version": self.VERSION}
 
     @classmethod
     def from_dict(cls, data: dict) -> "RangeTestResult":
-        data = dict(data)
-        data["losses"] = [math.nan if x is None else x for x in data["losses"]]
+        """The result ``to_dict`` wrote; missing or unknown keys and uneven lists are errors."""
+        data = dict_fields("RangeTestResult", data, [f.name for f in fields(cls)], cls.VERSION)
+        same_lengths("RangeTestResult", data, ("lrs", "losses"))
+        same_lengths("RangeTestResult", data, ("val_steps", "val_lrs", "val_losses", "val_accuracies"))
+        for name in ("losses", "val_losses"):
+            data[name] = from_json_numbers(data[name])
         return cls(**data)
 
     def plot(self, ax=None):

@@ -32,7 +32,8 @@ import torch
 from torch import nn
 
 from .batch import Unpack, unpack_batch
-from .checks import optimizer_holds, positive_float, positive_int
+from .checks import (dict_fields, from_json_numbers, optimizer_holds, positive_float, positive_int,
+                     same_lengths, to_json_numbers)
 from .loader import iterate
 from .optim import momentum_of
 from .step import BatchLoss, Metric, correct_count
@@ -97,19 +98,29 @@ class History:
     def steps_done(self) -> int:
         return len(self.step)
 
+    VERSION = 1
+    DICT_KEYS = (*STEP_FIELDS, *EVAL_FIELDS, "skipped_steps", "val_metrics", "stop_reason",
+                 "total_steps")
+
     def to_dict(self) -> dict:
-        """JSON-safe dict (lists of numbers and the stop reason)."""
-        lists = {name: list(getattr(self, name))
+        """A dict for strict JSON (``json.dumps(allow_nan=False)``): lists of numbers, NaN and
+        infinite losses as None, the stop reason, and a ``version``."""
+        lists = {name: to_json_numbers(getattr(self, name))
                  for name in (*self.STEP_FIELDS, *self.EVAL_FIELDS, "skipped_steps")}
-        return {**lists, "val_metrics": {k: list(v) for k, v in self.val_metrics.items()},
-                "stop_reason": self.stop_reason, "total_steps": self.total_steps}
+        return {**lists, "val_metrics": {k: to_json_numbers(v) for k, v in self.val_metrics.items()},
+                "stop_reason": self.stop_reason, "total_steps": self.total_steps,
+                "version": self.VERSION}
 
     @classmethod
     def from_dict(cls, data: dict) -> "History":
-        data = dict(data)
+        """The History ``to_dict`` wrote; missing or unknown keys and uneven lists are errors."""
+        data = dict_fields("History", data, cls.DICT_KEYS, cls.VERSION)
+        same_lengths("History", data, cls.STEP_FIELDS)
+        same_lengths("History", {**data, **data["val_metrics"]}, [*cls.EVAL_FIELDS, *data["val_metrics"]])
+        for name in ("train_loss", "val_loss"):
+            data[name] = from_json_numbers(data[name])
+        data["val_metrics"] = {k: from_json_numbers(v) for k, v in data["val_metrics"].items()}
         data["_train_loss"] = data.pop("train_loss")
-        data.setdefault("skipped_steps", [])
-        data.setdefault("val_metrics", {})
         return cls(**data)
 
     def __repr__(self) -> str:
