@@ -9,7 +9,21 @@ password; ``$DISCIPLINED_WIDGETS_STORAGE`` is used when ``--storage`` is left ou
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+
+
+def _positive(kind):
+    """An argparse type: a finite number of ``kind`` above zero."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"must be above zero, got {text}")
+        return value
+    return parse
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -19,6 +33,13 @@ def _worker(args: argparse.Namespace) -> int:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    from .checks import existing_device
+
+    if args.device is not None:
+        existing_device(args.device)
+    if args.grace_period <= 2 * args.heartbeat:
+        raise ValueError(f"--heartbeat {args.heartbeat:g} must be under half of --grace-period "
+                         f"{args.grace_period:g}, or peers would fail healthy trials")
     search = Search.join(args.study, args.storage, device=args.device,
                          grace_period=args.grace_period)
 
@@ -45,13 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--storage", default=None,
                         help="Optuna storage URL or journal:PATH "
                              "(default: $DISCIPLINED_WIDGETS_STORAGE)")
-    worker.add_argument("--trials", type=int, default=None,
+    worker.add_argument("--trials", type=_positive(int), default=None,
                         help="stop after this many trials (default: until the study is done)")
     worker.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best)")
-    worker.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    worker.add_argument("--heartbeat", type=float, default=5.0,
+    worker.add_argument("--threads", type=_positive(int), default=None, help="torch CPU threads")
+    worker.add_argument("--heartbeat", type=_positive(float), default=5.0,
                         help="seconds between a running trial's heartbeats")
-    worker.add_argument("--grace-period", type=float, default=60.0,
+    worker.add_argument("--grace-period", type=_positive(float), default=60.0,
                         help="seconds without a heartbeat before a trial counts as failed")
     args = parser.parse_args(argv)
     try:

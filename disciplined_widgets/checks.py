@@ -83,6 +83,22 @@ def same_lengths(what: str, data: dict, names) -> None:
         raise ValueError(f"{what}.from_dict: lists of different lengths {lengths}")
 
 
+def existing_device(device) -> torch.device:
+    """``device`` as a ``torch.device`` that exists on this machine, or a ``ValueError``."""
+    try:
+        found = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N', 'mps' or None (the best "
+                         f"available), got {device!r}") from None
+    available = {"cuda": torch.cuda.is_available(),
+                 "mps": getattr(torch.backends, "mps", None) is not None
+                 and torch.backends.mps.is_available()}
+    if not available.get(found.type, True):
+        raise ValueError(f"device={device!r}, but this machine has no {found.type.upper()} "
+                         f"device; use device='cpu' or None (the best available)")
+    return found
+
+
 def optimizer_holds(model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
     """The optimizer must hold every trainable parameter of the model."""
     if not isinstance(model, nn.Module):

@@ -18,7 +18,7 @@ from torch.utils.data import (DataLoader, IterableDataset, RandomSampler, Sequen
                               TensorDataset)
 from torch.utils.data._utils.collate import default_collate
 
-from .checks import positive_int
+from .checks import existing_device, positive_int
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -51,6 +51,14 @@ class TensorLoader:
             raise ValueError("inputs is empty")
         if augment is not None and not callable(augment):
             raise TypeError("augment must be callable as augment(inputs, generator)")
+        for name, flag in (("shuffle", shuffle), ("drop_last", drop_last)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be True or False, got {flag!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int (the same seed gives the same batches), got {seed!r}")
+        positive_int("batch_size", batch_size)
+        if device is not None:
+            device = existing_device(device)
         self.inputs = inputs if device is None else inputs.to(device)
         self.targets = targets if device is None else targets.to(device)
         self.batch_size = batch_size

@@ -45,7 +45,7 @@ from optuna.trial import TrialState
 from torch import nn
 
 from . import models
-from .checks import positive_int
+from .checks import existing_device, positive_float, positive_int
 from .data import NAMES as DATA_NAMES
 from .data import Dataset, load_dataset
 from .loader import TensorLoader
@@ -79,17 +79,18 @@ def linear_range(low: float, high: float) -> FloatDistribution:
 
 # --- storage -------------------------------------------------------------------------------
 
+USER_PASSWORD = re.compile(r"^([\w+.-]+:/*[^:/?#@]*):.*@")  # scheme:[//]user:PASSWORD@...
+SECRET_PARAMETER = re.compile(
+    r"(?i)([?&;](?:password|passwd|pwd|pass|secret|token|api_?key|sslpassword|sslkey)=)[^&;#]*")
+
+
 def masked(url: str | None) -> str:
-    """``url`` with any password replaced by ``***``."""
+    """``url`` with every secret replaced by ``***``: the password of the user information
+    (up to the last ``@``, so malformed URLs such as ``scheme:/user:secret@host`` are covered
+    too) and the values of query parameters such as ``password=``, ``token=`` or ``sslkey=``."""
     if url is None:
         return "in memory"
-    if "://" not in url:
-        return url
-    from sqlalchemy.engine import make_url
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("://")[0] + "://***"
+    return SECRET_PARAMETER.sub(r"\1***", USER_PASSWORD.sub(r"\1:***@", url))
 
 
 def expand_environment(url: str) -> str:
@@ -327,7 +328,9 @@ class Search:
         }
         json.dumps(self.task)  # fails early on values a storage cannot hold
         self.space = space
-        self.grace_period = float(grace_period)
+        self.grace_period = positive_float("grace_period", grace_period)
+        if device is not None:
+            existing_device(device)
         self.device = device
         self.storage_url = storage if storage is not None else os.environ.get(STORAGE_ENV)
         self._storage = open_storage(self.storage_url)
@@ -528,6 +531,9 @@ class Search:
                   heartbeat: float = 5.0) -> Steps[Progress]:
         """:meth:`run` as a generator that yields after every optimizer step and returns the
         :class:`Progress`; closing it mid-trial marks the trial failed and queues it again."""
+        if positive_float("heartbeat", heartbeat) * 2 >= self.grace_period:
+            raise ValueError(f"heartbeat={heartbeat:g} s must be under half of grace_period="
+                             f"{self.grace_period:g} s, or peers would fail healthy trials")
         positive_int("n_trials", n_trials, allow_none=True)
         train_loader, val_loader = self._loaders_for_trials()
         factory = self._model_factory()

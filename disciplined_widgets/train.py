@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .batch import Unpack, unpack_batch
-from .checks import (dict_fields, from_json_numbers, optimizer_holds, positive_float, positive_int,
+from .checks import (dict_fields, existing_device, from_json_numbers, optimizer_holds, positive_float, positive_int,
                      same_lengths, to_json_numbers)
 from .loader import iterate
 from .optim import momentum_of
@@ -133,9 +133,10 @@ class History:
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None`` means the best available: CUDA, then Apple's MPS, then the CPU."""
+    """``None`` means the best available: CUDA, then Apple's MPS, then the CPU. A device that
+    does not exist or is not available here is a ``ValueError`` naming it."""
     if device is not None:
-        return torch.device(device)
+        return existing_device(device)
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -248,7 +249,7 @@ def evaluate(model: nn.Module, criterion: Callable | None, loader: Iterable, *,
     opts = TrainingOptions.of(options)
     positive_int("max_batches", max_batches, allow_none=True)
     batch_loss = BatchLoss(criterion, loss_fn=opts.loss_fn, unpack=opts.unpack)
-    device = torch.device(opts.device) if opts.device is not None else next(model.parameters()).device
+    device = resolve_device(opts.device) if opts.device is not None else next(model.parameters()).device
     return _evaluate(model, batch_loss, loader, device, opts, max_batches)
 
 
@@ -375,6 +376,17 @@ class _OwnRandomness:
         self._set(self.outer)
 
 
+def _scheduler_list(schedulers) -> list:
+    """One scheduler, or an iterable of them, as a list."""
+    if callable(getattr(schedulers, "step", None)):
+        return [schedulers]
+    try:
+        return list(schedulers)
+    except TypeError:
+        raise TypeError(f"schedulers must be a list of LR schedulers (objects with step()), got "
+                        f"{type(schedulers).__name__}") from None
+
+
 @contextmanager
 def _interrupts_end_the_run():
     """While the block runs in the main thread, SIGINT sets the yielded event instead of raising
@@ -465,7 +477,7 @@ class Training:
         self.options = TrainingOptions.of(options)
         self.batch_loss = BatchLoss(criterion, loss_fn=self.options.loss_fn,
                                     unpack=self.options.unpack)
-        schedulers = list(schedulers)
+        schedulers = _scheduler_list(schedulers)
         _check_run(epochs, steps, val_loader, eval_every, eval_each_epoch, eval_batches, callback,
                    stop_event, seed, schedulers, batch_size_schedule, train_loader)
         self.model, self.optimizer = model, optimizer
@@ -572,14 +584,19 @@ class Training:
         self._start_time = time.perf_counter()
 
     def _first_step(self) -> None:
-        """The first step, undoing BatchNorm statistics if it fails (a bad loss, a bad batch)."""
+        """The first step, undoing BatchNorm statistics and the loader's shuffling if it fails
+        (a bad loss, a bad batch), so that a failed call changes nothing of the user's."""
         buffers = [b.detach().clone() for b in self.model.buffers()]
+        generator = getattr(self.train_loader, "generator", None)
+        shuffling = generator.get_state() if isinstance(generator, torch.Generator) else None
         try:
             self._train_step()
         except (TypeError, ValueError):
             with torch.no_grad():
                 for buffer, saved in zip(self.model.buffers(), buffers):
                     buffer.copy_(saved)
+            if shuffling is not None:
+                generator.set_state(shuffling)
             raise
 
     # ---- epochs and batches ----

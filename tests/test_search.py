@@ -184,7 +184,7 @@ def test_a_trial_declared_dead_while_it_ran_is_dropped_and_run_again(tmp_path):
     storage = f"journal:{tmp_path}/s.log"
     slow = Search("mlp", "digits", {"max_lr": [0.1]}, sampler="grid", steps=30, study="pause",
                   storage=storage, device="cpu")
-    other = Search.join("pause", storage, grace_period=0.0)
+    other = Search.join("pause", storage, grace_period=1e-6)  # every trial is silent for longer
     declared = []
 
     def pause(number, history):
@@ -412,5 +412,5 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_too():
     time.sleep(0.3)
     assert search.fail_stale_trials() == [claimed.number]
     assert search.progress() == Progress(0, 0, 2, 1, 2)
-    search.run()
+    search.run(heartbeat=0.05)
     assert search.progress() == Progress(2, 0, 0, 1, 2)

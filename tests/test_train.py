@@ -241,7 +241,11 @@ BAD = [
     (dict(epochs=1, train_loader=[]), ValueError, "train_loader is empty"),
     (dict(epochs=1, val_loader=[]), ValueError, "val_loader is empty"),
     (dict(epochs=1, train_loader=iter([1, 2])), TypeError, "train_loader"),
-    (dict(epochs=1, device="tpu"), RuntimeError, "tpu"),
+    (dict(epochs=1, device="tpu"), ValueError, "device must be 'cpu', 'cuda'.*got 'tpu'"),
+    (dict(epochs=1, device="banana"), ValueError, "got 'banana'"),
+    *([(dict(epochs=1, device="cuda"), ValueError, "no CUDA device")]
+      if not torch.cuda.is_available() else []),
+    (dict(epochs=1, schedulers=object()), TypeError, "schedulers"),
 ]
 
 
