@@ -27,7 +27,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .checks import positive_int
+from .checks import number_in, positive_int
 from .comparisons import Comparison
 from .memory import BatchProbe, largest_batch_size
 from .range_test import RangeTestResult, lr_range_test
@@ -169,6 +169,7 @@ def discipline(
     positive_int("max_batch_size", max_batch_size, allow_none=True)
     if not 0 <= tolerance < 1:
         raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}")
+    number_in("memory_margin", memory_margin, 0, 1, include_high=False)
     cap = min(max_batch_size or n_train, max(base_batch, n_train // 10))
     batch_runs = max(0, int(math.log2(cap / base_batch)))
     tests = range_test_steps + (SHORT_RUNS + batch_runs) * trial_steps

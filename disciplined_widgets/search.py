@@ -69,6 +69,9 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 def log_range(low: float, high: float) -> FloatDistribution:
     """Values drawn log-uniformly from ``[low, high]`` (learning rates, weight decays)."""
+    low, high = positive_float("low", low), positive_float("high", high)
+    if high < low:
+        raise ValueError(f"log_range needs low <= high, got {low:g} and {high:g}")
     return FloatDistribution(low, high, log=True)
 
 

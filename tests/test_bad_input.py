@@ -11,7 +11,7 @@ from torch import nn
 from disciplined_widgets import (BatchSizeSchedule, TensorLoader, cyclical, evaluate, fit,
                                  lr_range_test, one_cycle, preview, range_tests)
 from disciplined_widgets.__main__ import main
-from disciplined_widgets.search import Search, masked
+from disciplined_widgets.search import Search, log_range, masked
 
 
 @pytest.fixture
@@ -116,6 +116,17 @@ SEARCH_CASES = [
 def test_a_bad_search_is_refused_when_it_is_made(kwargs, error, match):
     with pytest.raises(error, match=match):
         Search("mlp", "digits", {"max_lr": [0.1]}, **{"sampler": "grid", "steps": 5, **kwargs})
+
+
+def test_recipe_and_range_arguments_are_checked_before_any_work(digits):
+    train = TensorLoader(digits.x_train, digits.y_train, 32)
+    from disciplined_widgets import discipline
+    with pytest.raises(ValueError, match=r"memory_margin must be in \[0, 1\), got 1.5"):
+        discipline(lambda: nn.Linear(64, 10), train, train, budget_steps=100_000, memory_margin=1.5)
+    with pytest.raises(ValueError, match="low must be a finite number > 0, got 0"):
+        log_range(0, 1)
+    with pytest.raises(ValueError, match="low <= high"):
+        log_range(1, 0.1)
 
 
 def test_heartbeat_and_grace_period_are_checked_together():
