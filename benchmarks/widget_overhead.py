@@ -4,7 +4,7 @@ All three train the same model from the same weights on the same batches for the
 in one real Jupyter kernel (started by jupyter_client, as JupyterLab starts one). ``fit`` and
 ``run()`` are timed in the kernel. The Run button is clicked as a browser clicks it, by a comm
 message to the button's model, and timed from the click to the moment the widget's status line
-says "done" on the kernel's IOPub channel, as the browser sees it. On the kernel's event loop the
+says "done" (after the final drawing), while a cell awaits ``trainer.finished()``. On the kernel's event loop the
 button trains in the kernel's main thread, one step at a time; in a second thread PyTorch's CPU
 ops can be several times slower (libgomp throttles its spin-waiting once two threads own thread
 pools on a machine with few cores). The widget also draws its live plot (throttled), updates
@@ -145,20 +145,22 @@ def main() -> None:
                 drawing="trainer.plot.render_seconds")
 
         def button():
-            ids = kernel.execute("trainer = TrainWidget(*parts(), epochs=EPOCHS, device=device)",
-                                 run="trainer.run_button.model_id",
-                                 status="trainer.status.model_id")
-            kernel.drain_iopub()
-            start = time.perf_counter()
+            ids = kernel.execute(
+                "trainer = TrainWidget(*parts(), epochs=EPOCHS, device=device)\n"
+                "ended = []  # when the status line says done (after the final drawing)\n"
+                "trainer.status.observe(lambda change: 'done in' in change['new'] and "
+                "ended.append(time.perf_counter()), 'value')",
+                run="trainer.run_button.model_id")
+            start = time.perf_counter()  # the same clock as the kernel's (CLOCK_MONOTONIC)
             kernel.click(ids["run"])
-            end = kernel.wait_for_state(ids["status"], "done in")
-            out = kernel.execute("", same="trainer.history.train_loss == fit_losses",
+            out = kernel.execute("await trainer.finished()  # waits without stopping the loop",
+                                 end="ended[0]", same="trainer.history.train_loss == fit_losses",
                                  renders="trainer.plot.renders",
                                  drawing="trainer.plot.render_seconds",
                                  error="repr(trainer.error)")
             if out["error"] != "None":
                 raise RuntimeError(f"the Run button's work failed: {out['error']}")
-            return {**out, "t": end - start}
+            return {**out, "t": out["end"] - start}
 
         runs = {"fit": headless, "run()": blocking, "Run button": button}
         times = {name: [] for name in runs}

@@ -30,8 +30,10 @@ ADVICE = {
         "The validation loss fell fast and then flattened: a good balance. Settings that look "
         "this good early on stay good for a full run, so short runs are enough to tune."),
     "diverged": (
-        "The loss grew or became NaN/inf: the learning rate is too large for this setting. "
-        "Lower the maximum LR (run a range test) or warm up more slowly."),
+        "The loss grew, became NaN/inf, or the validation loss exploded while the training loss "
+        "never fell far: the learning rate is too large for this setting (this is not "
+        "underfitting: do not raise it). Go back to the range test and take a maximum LR below "
+        "the point where its loss diverged, or warm up more slowly."),
     "too early to tell": (
         "Fewer than three evaluations: evaluate more often (fit(eval_every=...)) or train "
         "longer."),
@@ -66,8 +68,10 @@ def diagnose(history, *, rise: float = 0.10, still_falling: float = 0.20,
     Validation losses are read relative to the drop they made, from the first evaluation to
     the best one, so that noise on a small loss does not count:
 
-    - ``diverged``: a non-finite loss, or a training loss that ended above ``grew`` (2) times
-      the first step's;
+    - ``diverged``: a non-finite loss, a training loss that ended above ``grew`` (2) times
+      the first step's, or a validation loss that went above ``grew`` times the first training
+      loss (the untrained model's) while the training loss kept more than ``learned`` (half)
+      of its initial value (a spike the run recovered from, and learned, does not count);
     - ``too early to tell``: fewer than 3 evaluations;
     - ``overfitting``: after its minimum the validation loss rose by more than ``rise`` (10%)
       and gave back more than ``rise`` of its drop, while the training loss went below it;
@@ -86,6 +90,14 @@ def diagnose(history, *, rise: float = 0.10, still_falling: float = 0.20,
     evidence.update(initial_train_loss=start_train, final_train_loss=end_train)
     finite = all(math.isfinite(x) for x in train + val)
     if not finite or history.stop_reason == "non_finite" or end_train > grew * start_train:
+        return Diagnosis("diverged", evidence, ADVICE["diverged"])
+    worst = max(range(len(val)), key=val.__getitem__)
+    if start_train > 0 and val[worst] > grew * start_train and end_train > learned * start_train:
+        evidence.update(worst_val_loss=val[worst], worst_at_step=history.eval_step[worst],
+                        final_val_loss=val[-1], train_loss_kept=end_train / start_train)
+        accuracy = list(history.val_accuracy)
+        if accuracy and accuracy[-1] is not None:
+            evidence["final_val_accuracy"] = accuracy[-1]
         return Diagnosis("diverged", evidence, ADVICE["diverged"])
     if len(val) < 3:
         return Diagnosis("too early to tell", evidence, ADVICE["too early to tell"])

@@ -11,7 +11,9 @@ are the same tests one optimizer step at a time (generators returning the result
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any, Callable, Iterable
@@ -25,7 +27,8 @@ from .snapshot import Snapshot
 from .suggest import EMA, Divergence, Suggestions, ema, suggest, usable_window
 from .optim import momentum_key, set_momentum
 from .runs import Steps, drain, steps_of
-from .train import History, Training, TrainingOptions
+from .loader import iterate
+from .train import History, Hook, Training, TrainingOptions, _autocast, _evaluate
 
 MODES = ("exp", "linear")
 
@@ -195,6 +198,75 @@ class _DivergenceWatch:
         return self.rule.diverged
 
 
+class _ValidationPoints(Hook):
+    """Smith's test-loss points: the first ``batches`` batches of ``loader`` evaluated every
+    ``every`` steps and after the last step, with the BatchNorm statistics of the weights of
+    that step.
+
+    In eval mode BatchNorm normalises with running averages over the last ~1/momentum steps
+    (10 with PyTorch's 0.1). During a range test the weights change faster at every step, so
+    those averages describe weights that are gone: on MNIST-1D's CNN1D the validation loss
+    read with them was 5.4 at LR 0.24, 75 at 1.6 and 790 at 10, while the training loss was
+    1.7, 1.5 and 7 (and the validation loss with statistics of the current weights 1.64, 1.63
+    and 2.6). So each point first re-estimates the statistics of every BatchNorm layer on the
+    same validation batches (their plain average, ``momentum=None`` as
+    ``torch.optim.swa_utils.update_bn`` does; BatchNorm in train mode, the rest of the model in
+    eval mode, no gradients), evaluates in eval mode, and then puts the running statistics,
+    momenta and modes back exactly: the training steps are the same as without the points.
+    Statistics re-estimated on four training batches instead gave the same losses to 0.02 up
+    to LR 1.6 (0.1 at LR 10). Without BatchNorm a point is a plain evaluation.
+    """
+
+    def __init__(self, loader, every: int, batches: int | None):
+        self.loader, self.every, self.batches = loader, every, batches
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self.accuracies: list[float | None] = []
+
+    def on_step_end(self, training) -> None:
+        h = training.history
+        if h.stop_reason is None and h.steps_done % self.every == 0:
+            self._point(training)
+
+    def on_finish(self, training) -> None:
+        """The last step, when the run ended (not when it failed) and it was not evaluated."""
+        h = training.history
+        if h.stop_reason is not None and h.steps_done and (
+                not self.steps or self.steps[-1] != h.steps_done):
+            self._point(training)
+
+    def _point(self, training) -> None:
+        model, device = training.model, training.device
+        batches = list(itertools.islice(iterate(self.loader), self.batches))
+        norms = [m for m in model.modules()
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        modes = [m.training for m in model.modules()]
+        saved = [(m.momentum, [b.detach().clone() for b in m.buffers()]) for m in norms]
+        try:
+            if norms:
+                model.eval()
+                for m in norms:
+                    m.reset_running_stats()
+                    m.momentum = None
+                    m.train()
+                with torch.no_grad(), _autocast(device, training.options.amp):
+                    for batch in batches:
+                        training.batch_loss(model, batch, device)
+            result = _evaluate(model, training.batch_loss, batches, device, training.options,
+                               None)
+        finally:
+            for module, mode in zip(model.modules(), modes):
+                module.training = mode
+            with torch.no_grad():
+                for m, (momentum, buffers) in zip(norms, saved):
+                    m.momentum = momentum
+                    for buffer, old in zip(m.buffers(), buffers):
+                        buffer.copy_(old)
+        self.steps.append(training.history.steps_done)
+        self.losses.append(result.loss)
+        self.accuracies.append(result.accuracy)
+
+
 def _loader_generator(loader) -> list[torch.Generator]:
     generator = getattr(loader, "generator", None)
     return [generator] if isinstance(generator, torch.Generator) else []
@@ -245,6 +317,10 @@ def lr_range_test_steps(
         if val_every is not None:
             raise ValueError("val_every asks for validation points but val_loader is None")
     else:
+        if not hasattr(val_loader, "__iter__") or isinstance(val_loader, Iterator):
+            raise TypeError(f"val_loader must give a new pass over its batches each time (a "
+                            f"DataLoader, a TensorLoader, a list of batches), got "
+                            f"{type(val_loader).__name__}")
         positive_int("val_every", val_every, allow_none=True)
         positive_int("val_batches", val_batches, allow_none=True)
         val_every = val_every or max(1, num_iter // 10)
@@ -258,16 +334,20 @@ def lr_range_test_steps(
     common = dict(smooth=float(smooth), diverge_factor=float(diverge_factor), mode=mode,
                   start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
                   settings=dict(settings or {}))
+    points = (_ValidationPoints(val_loader, val_every, val_batches)
+              if val_loader is not None else None)
+
     def result_of(history: History, stop_reason: str) -> RangeTestResult:
         lr_at, skipped = history.lr, set(history.skipped_steps)
         kept = [i for i, step in enumerate(history.step) if step not in skipped]
         losses = history.train_loss
+        steps = list(points.steps) if points is not None else []
         return RangeTestResult(
             lrs=[lr_at[i] for i in kept], losses=[losses[i] for i in kept],
             stop_reason=stop_reason,
-            val_steps=list(history.eval_step),
-            val_lrs=[lr_at[s - 1] for s in history.eval_step],
-            val_losses=list(history.val_loss), val_accuracies=list(history.val_accuracy),
+            val_steps=steps, val_lrs=[lr_at[s - 1] for s in steps],
+            val_losses=list(points.losses) if points is not None else [],
+            val_accuracies=list(points.accuracies) if points is not None else [],
             **common)
 
     watch = _DivergenceWatch(smooth, diverge_factor)
@@ -283,10 +363,10 @@ def lr_range_test_steps(
                      generators=_loader_generator(train_loader))
     try:
         history = yield from steps_of(Training(
-            model, optimizer, criterion, train_loader, val_loader, steps=num_iter,
-            schedulers=[_LRSweep(optimizer, lrs)], eval_every=val_every, eval_each_epoch=False,
-            eval_batches=val_batches, callback=on_step, stop_event=stop, seed=seed,
-            progress_bar=progress_bar, **{**options, "sync_every": 1}))
+            model, optimizer, criterion, train_loader, steps=num_iter,
+            schedulers=[_LRSweep(optimizer, lrs)], hooks=[points] if points is not None else (),
+            callback=on_step, stop_event=stop, seed=seed, progress_bar=progress_bar,
+            **{**options, "sync_every": 1}))
     finally:
         model.to(original_device)
         saved.restore()
@@ -305,7 +385,9 @@ def lr_range_test(model, optimizer, criterion, train_loader, **kwargs) -> RangeT
     climbed back as far as it had fallen; see :mod:`~disciplined_widgets.suggest`), at once on a NaN
     or infinite loss (``"non_finite"``), or when ``stop_event`` is set (``"stopped"``).
     With ``val_loader``, the first ``val_batches`` batches are evaluated every ``val_every``
-    steps (default: 10 points over the test), as Smith does with the test loss.
+    steps (default: 10 points over the test) and after the last, as Smith does with the test
+    loss, with BatchNorm statistics re-estimated for the weights of that step (running
+    averages lag far behind weights that change this fast; see ``_ValidationPoints``).
     ``callback(partial_result)`` runs after every step. The snapshot that restores
     everything is kept on the CPU, or with ``snapshot="disk"`` in a private temporary directory.
     ``criterion`` is None for a model that returns its own ``.loss``; the other keyword options

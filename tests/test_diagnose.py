@@ -69,3 +69,24 @@ def test_too_early_and_non_finite_histories():
     assert diagnose(history).verdict == "diverged"
     assert "diverged" in str(diagnose(history))
     assert diagnose(history).to_dict()["verdict"] == "diverged"
+
+
+def test_one_cycle_up_to_lr_10_on_the_tours_data_diverged_and_is_not_underfitting(mnist1d):
+    """The widgets tour's setting with 1cycle up to LR 10: the validation loss explodes to
+    about 190 in the first epoch and the accuracy stays near 26%; it was read "underfitting,
+    raise the learning rate"."""
+    from disciplined_widgets import one_cycle
+    from disciplined_widgets.models import CNN1D
+
+    train = TensorLoader(mnist1d.x_train, mnist1d.y_train, 128, seed=0)
+    val = TensorLoader(mnist1d.x_val, mnist1d.y_val, 1000, shuffle=False)
+    torch.manual_seed(0)
+    model = CNN1D()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    history = fit(model, optimizer, nn.CrossEntropyLoss(), train, val, epochs=8,
+                  schedulers=[one_cycle(optimizer, 10.0, 8 * len(train))], seed=0)
+    assert max(history.val_loss) > 50 and history.val_accuracy[-1] < 0.5
+    d = diagnose(history)
+    assert d.verdict == "diverged", d
+    assert "range test" in d.advice and "not underfitting" in d.advice
+    assert d.evidence["worst_val_loss"] > 50

@@ -70,3 +70,60 @@ def test_a_full_range_test_keeps_its_suggestions_and_says_where_it_diverged(mnis
     if end < len(result.lrs):
         assert reading.diverged_at == result.lrs[end] > reading.bounds[1]
     assert reading.to_dict()["suggestions"]["bounds"] == list(reading.bounds)
+
+
+# ---- the widget ----
+
+def test_without_a_suggestion_the_widget_leaves_the_bounds_alone(mnist1d):
+    setup = tour(mnist1d)
+    widget = RangeTestWidget(*setup, start_lr=1e-7, end_lr=1e-4, num_iter=60)
+    schedule = ScheduleWidget(setup[3], epochs=2, max_lr=0.3)
+    schedule.follow(widget)
+    placeholder = widget.bounds.value
+    widget.run()
+    assert widget.reading.suggestions is None and widget.selected_bounds is None
+    assert widget.bounds.value == placeholder and schedule.max_lr.value == pytest.approx(0.3)
+    assert "No suggestion" in widget.suggestion.value and "Suggested" not in widget.suggestion.value
+    labels = widget._draw(widget.result).axes[0].get_legend_handles_labels()[1]
+    assert not any(label.startswith(("bounds", "steepest", "minimum", "valley")) for label in labels)
+
+
+def test_selected_bounds_are_the_suggestion_exactly_until_the_user_moves_them(mnist1d):
+    widget = RangeTestWidget(*tour(mnist1d), num_iter=100, seed=0)
+    result = widget.run()
+    suggested = result.suggestions.bounds
+    assert widget.selected_bounds == suggested  # exactly, not to the slider's step
+    slider = widget.bounds._slider
+    slider.value = tuple(round(v * 20) / 20 for v in slider.value)  # the browser snaps
+    assert widget.selected_bounds == suggested and widget.bounds.value == suggested
+    low, high = slider.value
+    slider.value = (low, high - 0.5)  # the user drags the upper handle half a decade down
+    assert widget.selected_bounds == (suggested[0], 10 ** (high - 0.5))
+    assert "Warning" not in widget.suggestion.value
+    limit = widget.reading.diverged_at or widget.reading.tested[1]
+    slider.value = (low, math.log10(limit) + 0.3)  # past where the test diverged (or ended)
+    assert "Warning" in widget.suggestion.value and format(limit, ".3g") in widget.suggestion.value
+
+
+# ---- the plot and the validation points ----
+
+def test_markers_sit_at_their_lr_on_the_curve_inside_the_tested_range(mnist1d):
+    model, optimizer, criterion, train, val = tour(mnist1d)
+    result = lr_range_test(model, optimizer, criterion, train, val_loader=val, seed=0)
+    ax = plot_range_test(result).axes[0]
+    lines = {line.get_label().split(":")[0]: line for line in ax.get_lines()}
+    s = result.suggestions
+    assert "minimum" not in lines and lines["minimum/10"].get_xdata()[0] == s.minimum
+    lrs, curve = result.lrs[:result.usable[1]], result.smoothed_losses[:result.usable[1]]
+    y = lines["minimum/10"].get_ydata()[0]
+    nearby = [c for lr, c in zip(lrs, curve) if s.minimum / 1.3 < lr < s.minimum * 1.3]
+    assert min(nearby) <= y <= max(nearby)
+    for line in lines.values():
+        x = line.get_xdata()
+        if len(x) == 1:
+            assert lrs[0] <= x[0] <= lrs[-1]
+    # validation points use BatchNorm statistics of the current weights: they follow the
+    # training loss instead of exploding (in eval mode they were 5.4, 75 and 790 past LR 0.2)
+    for lr, loss in zip(result.val_lrs, result.val_losses):
+        if lr < 3:
+            assert loss < 2.5, (lr, loss)

@@ -49,7 +49,9 @@ def test_the_ipywidgets_asked_for_is_the_one_in_use():
 ], ids=["Button", "Checkbox", "BoundedIntText", "FloatLogSlider"])
 def test_a_tooltip_reaches_every_kind_of_control_without_a_warning(make):
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # neither 8's deprecation nor 7's unknown argument
+        # neither 8's deprecation of description_tooltip nor 7's unknown argument
+        warnings.filterwarnings("error", ".*tooltip", DeprecationWarning)
+        warnings.filterwarnings("error", "Passing unrecognized arguments", DeprecationWarning)
         widget = compat.tooltip(make(), "hover text")
     # 7.7 has `tooltip` on buttons only, `description_tooltip` (deprecated in 8) elsewhere
     on_7 = compat.IPYWIDGETS_7 and not isinstance(widget, ipywidgets.Button)

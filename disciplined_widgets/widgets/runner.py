@@ -36,6 +36,7 @@ import ipywidgets as widgets
 import torch
 
 from ..runs import drain
+from .compat import DisplayedByBundle, widget_bundle
 
 
 def event_loop() -> asyncio.AbstractEventLoop | None:
@@ -49,7 +50,7 @@ def event_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-class Runner(widgets.VBox):
+class Runner(DisplayedByBundle, widgets.VBox):
     """Base class: subclasses implement ``_steps(stop_event)`` and ``_result()``."""
 
     def __init__(self, children=(), **kwargs):
@@ -210,7 +211,7 @@ class Runner(widgets.VBox):
 
     def _repr_mimebundle_(self, **kwargs):
         """The widget, plus its last plot as a PNG for places without a widget frontend."""
-        bundle = super()._repr_mimebundle_(**kwargs)
+        bundle = widget_bundle(self, **kwargs)
         image = getattr(getattr(self, "plot", None), "image", None)
         if image is not None and image.value:
             bundle["image/png"] = base64.b64encode(image.value).decode("ascii")
