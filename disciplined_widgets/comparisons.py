@@ -29,9 +29,8 @@ from torch import nn
 from .checks import optimizer_holds, positive_float, positive_int
 from .optim import CYCLICAL_MOMENTUM, has_momentum, set_momentum
 from .schedules import BatchSizeSchedule, one_cycle, preview
-from .runs import Steps, drain, steps_of
 from .snapshot import Snapshot
-from .train import History, Training
+from .train import History, Steps, Training, drain, steps_of
 
 PARAMETERS = ("batch_size", "momentum", "weight_decay", "schedule")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import itertools
-import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
@@ -26,9 +25,9 @@ from .checks import (dict_fields, from_json_numbers, optimizer_holds, positive_f
 from .snapshot import Snapshot
 from .suggest import EMA, Divergence, Suggestions, ema, suggest, usable_window
 from .optim import momentum_key, set_momentum
-from .runs import Steps, drain, steps_of
 from .loader import iterate
-from .train import History, Hook, Training, TrainingOptions, _autocast, _evaluate
+from .train import (History, Hook, Steps, Training, TrainingOptions, _autocast, _evaluate, drain,
+                    steps_of)
 
 MODES = ("exp", "linear")
 

@@ -12,16 +12,15 @@ Step-wise forms: ``train_run_steps`` (and ``lr_range_test_steps``, ``compare_ste
 ``Search.run_steps``) are generators that yield after every optimizer step and return the
 result; the blocking function is ``drain`` of its twin, so there is one implementation. A
 caller that interleaves other work between steps (a widget on the notebook's event loop)
-advances the generator itself; ``steps_of(training)`` is the step-wise ``Training.run()``.
+advances the generator itself; ``train.steps_of(training)`` is the step-wise ``Training.run()``.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Generator
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -31,34 +30,10 @@ from .loader import with_batch_size
 from .optim import CYCLICAL_MOMENTUM, has_momentum, set_momentum
 from .schedules import one_cycle
 from .step import CROSS_ENTROPY, criterion_with
-from .train import History, Training
+from .train import History, Steps, Training, drain, steps_of
 
 HYPERPARAMETERS = ("max_lr", "div_factor", "momentum", "weight_decay", "batch_size")
 OptimizerFactory = Callable[[Any], torch.optim.Optimizer]
-T = TypeVar("T")
-Steps = Generator[None, None, T]  # yields after every optimizer step, returns the result
-
-
-def steps_of(training: Training) -> Steps[History]:
-    """``training.run()`` one optimizer step at a time: yields after every step that leaves
-    the run going, returns the History; the training is closed however the generator ends."""
-    try:
-        while training.step():
-            yield
-        return training.finish()
-    finally:
-        training.close()
-
-
-def drain(steps: Steps[T]) -> T:
-    """Run a step-wise generator to its end and return its result."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as end:
-            return end.value
-
-
 @dataclass(frozen=True)
 class Hyperparameters:
     """The values one run trains with (see the module docstring for their meaning)."""

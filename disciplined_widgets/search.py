@@ -49,9 +49,9 @@ from .checks import existing_device, positive_float, positive_int
 from .data import NAMES as DATA_NAMES
 from .data import Dataset, load_dataset
 from .loader import TensorLoader
-from .runs import HYPERPARAMETERS, Hyperparameters, Steps, drain, train_run_steps
+from .runs import HYPERPARAMETERS, Hyperparameters, train_run_steps
 from .step import CROSS_ENTROPY
-from .train import History, TrainingOptions, resolve_device
+from .train import History, Steps, TrainingOptions, drain, resolve_device
 
 SAMPLERS = ("grid", "random", "tpe")
 METRICS = {"val_accuracy": "maximize", "val_loss": "minimize"}

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Iterable, NamedTuple, Protocol
+from typing import Any, Callable, Generator, Iterable, NamedTuple, Protocol, TypeVar
 
 import torch
 from torch import nn
@@ -347,6 +347,17 @@ class _ProgressBar(Hook):
         self.bar.close()
 
 
+class _EndWhenSet(Hook):
+    """Ends the run after the step in which ``event`` was set, with ``reason``."""
+
+    def __init__(self, event: threading.Event, reason: str):
+        self.event, self.reason = event, reason
+
+    def on_step_end(self, training):
+        if self.event.is_set() and training.history.stop_reason is None:
+            training.history.stop_reason = self.reason
+
+
 class _OwnRandomness:
     """The run's own torch RNG streams (CPU, and the training GPU's), swapped in around each
     step: work done between steps neither draws from them nor sees them changed."""
@@ -523,15 +534,11 @@ class Training:
         ``error.history``."""
         try:
             with _interrupts_end_the_run() as interrupted:
-                while self.step():
-                    if interrupted.is_set():
-                        self.history.stop_reason = "interrupted"
-            return self.finish()
+                self.hooks.append(_EndWhenSet(interrupted, "interrupted"))
+                return drain(steps_of(self))
         except BaseException as error:
             error.history = self.history
             raise
-        finally:
-            self.close()
 
     def step(self) -> bool:
         """One optimizer step (and the evaluations due after it); False once the run has ended."""
@@ -740,6 +747,30 @@ class Training:
         h.eval_time.append(time.perf_counter() - self._start_time)
         for hook in self.hooks:
             hook.on_evaluation(self)
+
+
+T = TypeVar("T")
+Steps = Generator[None, None, T]  # yields after every optimizer step, returns the result
+
+
+def steps_of(training: Training) -> Steps[History]:
+    """``training.run()`` one optimizer step at a time: yields after every step that leaves
+    the run going, returns the History; the training is closed however the generator ends."""
+    try:
+        while training.step():
+            yield
+        return training.finish()
+    finally:
+        training.close()
+
+
+def drain(steps: Steps[T]) -> T:
+    """Run a step-wise generator to its end and return its result."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as end:
+            return end.value
 
 
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, criterion: Callable | None,

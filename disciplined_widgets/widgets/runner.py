@@ -35,7 +35,7 @@ from collections.abc import Iterator
 import ipywidgets as widgets
 import torch
 
-from ..runs import drain
+from ..train import drain
 from .compat import DisplayedByBundle, widget_bundle
 
 

@@ -11,8 +11,7 @@ import ipywidgets as widgets
 from ..diagnose import diagnose
 from ..plots import plot_history
 from ..snapshot import Snapshot
-from ..runs import steps_of
-from ..train import History, Training
+from ..train import History, Training, steps_of
 from .live_plot import LivePlot
 from .runner import Runner
 
