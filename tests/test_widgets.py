@@ -375,8 +375,9 @@ def test_live_plot_throttles_while_live_and_redraws_at_once_when_idle():
     wait_until(lambda: plot.renders == 3, timeout=0.3)
     started = time.monotonic()
     plot.update(6)  # a slider moved after the run
-    wait_until(lambda: plot.renders == 4, timeout=0.3)
-    assert time.monotonic() - started < 0.3
+    # drawn after 0.03 s plus the 0.05 s drawing; 1 s of room for a loaded 2-core machine
+    wait_until(lambda: plot.renders == 4, timeout=1.0)
+    assert time.monotonic() - started < 1.0
 
 
 def test_compare_widget_shows_curves_and_progress_during_its_first_run(setup):
