@@ -2,8 +2,10 @@
 
 A worker joins an existing study (made by :class:`~disciplined_widgets.search.Search`) and runs
 its trials until the study is done; start as many as you like, on any machine that reaches
-the storage. The storage URL may name ``$VARS`` (read from the environment) instead of a
-password; ``$DISCIPLINED_WIDGETS_STORAGE`` is used when ``--storage`` is left out.
+the storage. A worker with nothing left to claim waits for the trials other workers still run
+(or, when their worker died, until the grace period queues them again and it runs them).
+The storage URL may name ``$VARS`` (read from the environment) instead of a password;
+``$DISCIPLINED_WIDGETS_STORAGE`` is used when ``--storage`` is left out.
 """
 
 from __future__ import annotations
@@ -44,7 +46,12 @@ def _worker(args: argparse.Namespace) -> int:
                          grace_period=args.grace_period)
 
     def report(number, value):
-        print(f"trial {number}: {search.metric} {value}", flush=True)
+        if value is not None:
+            print(f"trial {number}: {search.metric} {value}", flush=True)
+        else:
+            error = search.errors().get(number)
+            print(f"trial {number}: " + (f"failed: {error}" if error else "interrupted, queued again"),
+                  flush=True)
 
     print(f"joined {args.study!r} in {masked(search.storage_url)}: {search.progress()}", flush=True)
     try:
@@ -53,7 +60,7 @@ def _worker(args: argparse.Namespace) -> int:
         print("interrupted; the running trial was queued again", file=sys.stderr)
         return 130
     print(f"done: {progress}", flush=True)
-    return 0
+    return 1 if progress.failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import quote
@@ -63,6 +64,7 @@ OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.o
 CRITERIA = {"cross_entropy": CROSS_ENTROPY, "model_loss": None}  # model_loss: outputs.loss
 CALLABLES = {"model": MODELS, "optimizer": OPTIMIZERS, "criterion": CRITERIA, "loss_fn": {}}
 TASK_KEY = "disciplined_widgets.task"
+QUEUED_KEY = "disciplined_widgets.queued"  # set once every planned trial is in the queue
 STORAGE_ENV = "DISCIPLINED_WIDGETS_STORAGE"
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -197,6 +199,8 @@ def _distribution(name: str, values) -> BaseDistribution | list:
     if isinstance(values, BaseDistribution):
         if name == "batch_size" and not isinstance(values, IntDistribution):
             raise TypeError("batch_size ranges must be optuna IntDistribution")
+        for value in _ends(values):  # the legal values of each form an interval
+            _legal(name, value, f"space[{name!r}] = {values} can draw {value!r}")
         return values
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise TypeError(f"space[{name!r}] must be a list of values or a range such as "
@@ -204,9 +208,24 @@ def _distribution(name: str, values) -> BaseDistribution | list:
     values = list(values)
     if not values:
         raise ValueError(f"space[{name!r}] is empty")
-    for value in values:  # validated by the dataclass, one value at a time
-        Hyperparameters().replace(**{name: value})
+    for value in values:
+        _legal(name, value, f"space[{name!r}] holds {value!r}")
     return values
+
+
+def _ends(distribution: BaseDistribution) -> list:
+    """The values at the ends of a range, or every choice of a categorical distribution."""
+    if isinstance(distribution, CategoricalDistribution):
+        return list(distribution.choices)
+    return [distribution.low, distribution.high]
+
+
+def _legal(name: str, value, where: str) -> None:
+    """``value`` must be legal for the hyper-parameter ``name`` (checked by Hyperparameters)."""
+    try:
+        Hyperparameters().replace(**{name: value})
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{where}: {error}") from None
 
 
 def _space_to_json(space: dict) -> dict:
@@ -225,22 +244,29 @@ def _space_from_json(data: dict) -> dict:
 
 @dataclass
 class Progress:
-    """How many trials of a study are in each state."""
+    """How many trials of a study are in each state.
+
+    ``failed``: trials whose training raised (their error is kept, they are not run again);
+    ``requeued``: trials interrupted (stopped, or their worker died) whose point was queued
+    again, so they are counted among ``waiting``, ``running`` or ``complete`` too."""
 
     complete: int
     running: int
     waiting: int
     failed: int
     planned: int | None
+    requeued: int = 0
 
     @property
     def done(self) -> bool:
-        return self.planned is not None and self.complete >= self.planned
+        """Nothing left to run: every planned trial completed or failed."""
+        return self.planned is not None and self.complete + self.failed >= self.planned
 
     def __str__(self) -> str:
         planned = f" of {self.planned}" if self.planned is not None else ""
+        again = f" ({self.requeued} interrupted and queued again)" if self.requeued else ""
         return (f"{self.complete}{planned} complete, {self.running} running, "
-                f"{self.waiting} queued, {self.failed} failed")
+                f"{self.waiting} queued, {self.failed} failed{again}")
 
 
 class Search:
@@ -379,18 +405,33 @@ class Search:
             study = optuna.load_study(study_name=name, storage=self._storage,
                                       sampler=self._sampler())
             stored = study.user_attrs.get(TASK_KEY)
+            if stored is None and study.get_trials(deepcopy=False):
+                raise ValueError(f"study {name!r} was not made by disciplined_widgets.search; "
+                                 f"use another name")
             if stored is not None and not self._same_task(stored):
                 raise ValueError(f"study {name!r} already exists with a different task; use "
                                  f"Search.join({name!r}, storage) or another name")
-            return study
-        if name is None:  # a readable name; pass study= to open it again later
-            name = f"{self.task['sampler']}-search-{uuid.uuid4().hex[:6]}"
-        study = optuna.create_study(study_name=name, storage=self._storage, direction=direction,
-                                    sampler=self._sampler())
-        study.set_user_attr(TASK_KEY, self.task)
-        for params in self._planned_points():
-            study.enqueue_trial(params)
+        else:
+            if name is None:  # a readable name; pass study= to open it again later
+                name = f"{self.task['sampler']}-search-{uuid.uuid4().hex[:6]}"
+            study = optuna.create_study(study_name=name, storage=self._storage,
+                                        direction=direction, sampler=self._sampler())
+        if not study.user_attrs.get(QUEUED_KEY):
+            self._queue_planned(study)
         return study
+
+    def _queue_planned(self, study: optuna.Study) -> None:
+        """Store the task and queue the planned points the study lacks, then mark it queued: a
+        study whose creation was interrupted is completed when it is opened again."""
+        study.set_user_attr(TASK_KEY, self.task)
+        queued = Counter(_point(t) for t in study.get_trials(deepcopy=False)
+                         if "retry_of" not in t.user_attrs)
+        for params in self._planned_points():
+            if queued[_point(params)] > 0:
+                queued[_point(params)] -= 1
+            else:
+                study.enqueue_trial(params)
+        study.set_user_attr(QUEUED_KEY, True)
 
     def _same_task(self, stored: dict) -> bool:
         mine = json.loads(json.dumps(self.task))
@@ -422,11 +463,20 @@ class Search:
     # -- running ------------------------------------------------------------------------------
 
     def progress(self) -> Progress:
-        """Counts of trials by state (a retried failure counts once as failed)."""
-        states = [t.state for t in self.study.get_trials(deepcopy=False)]
+        """Counts of trials by state (see :class:`Progress`)."""
+        trials = self.study.get_trials(deepcopy=False)
+        states = [t.state for t in trials]
+        retried = {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
+        requeued = sum(t.state == TrialState.FAIL and t.number in retried for t in trials)
         return Progress(states.count(TrialState.COMPLETE), states.count(TrialState.RUNNING),
-                        states.count(TrialState.WAITING),
-                        states.count(TrialState.FAIL), self.task["n_trials"])
+                        states.count(TrialState.WAITING), states.count(TrialState.FAIL) - requeued,
+                        self.task["n_trials"], requeued)
+
+    def errors(self) -> dict[int, str]:
+        """The error of every trial whose training raised, by trial number."""
+        return {t.number: t.user_attrs["error"]
+                for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                if "error" in t.user_attrs}
 
     def fail_stale_trials(self) -> list[int]:
         """Mark running trials silent for ``grace_period`` seconds failed and queue them again
@@ -464,9 +514,20 @@ class Search:
             return None
         finished = self.study.get_trials(deepcopy=False,
                                          states=(TrialState.COMPLETE, TrialState.RUNNING))
-        if len(finished) >= self.task["n_trials"]:
+        if len(finished) + len(self.errors()) >= self.task["n_trials"]:
             return None
         return self.study.ask(self._distributions())
+
+    def _others_running(self) -> bool:
+        """Whether trials of other workers (or of a crashed one) still run."""
+        return bool(self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+    def _wait_for_others(self, seconds: float, stop_event: Any) -> Steps[None]:
+        """Wait ``seconds`` (or until ``stop_event``), yielding every 0.1 s."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not (stop_event is not None and stop_event.is_set()):
+            time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+            yield
 
     def _loaders_for_trials(self):
         if self._loaders is None:
@@ -519,11 +580,16 @@ class Search:
             heartbeat: float = 5.0) -> Progress:
         """Run trials in this process until the study is done, ``n_trials`` were run here, or
         ``stop_event`` is set; other processes may run trials of the same study meanwhile.
+        When nothing is queued but trials of other workers still run, it waits for them (every
+        ``heartbeat`` seconds it looks again): they complete, or their worker died and they are
+        queued again after ``grace_period`` seconds without a heartbeat, and run here.
 
         ``callback(trial_number, history)`` follows each trial live; ``on_trial(trial_number,
-        value)`` runs after each (value None when it did not complete). A trial interrupted by
-        ``stop_event`` or an exception is marked failed and queued again (an exception is
-        then re-raised). :meth:`run_steps` is the same one optimizer step at a time.
+        value)`` runs after each (value None when it did not complete). A trial whose training
+        raises is marked failed with its error (see :meth:`errors`) and is not run again; a
+        trial interrupted by ``stop_event``, KeyboardInterrupt or closing :meth:`run_steps` is
+        marked failed and queued again (KeyboardInterrupt is then re-raised). :meth:`run_steps`
+        is the same one optimizer step at a time.
         """
         return drain(self.run_steps(n_trials, callback=callback, stop_event=stop_event,
                                     on_trial=on_trial, heartbeat=heartbeat))
@@ -547,7 +613,10 @@ class Search:
             self.fail_stale_trials()
             trial = self._next_trial()
             if trial is None:
-                break
+                if not self._others_running():
+                    break
+                yield from self._wait_for_others(heartbeat, stop_event)
+                continue
             hp = self._hyperparameters(trial)
             value = yield from self._trial_steps(trial, hp, factory, train_loader, val_loader,
                                                  callback, stop_event, heartbeat)
@@ -579,7 +648,11 @@ class Search:
                 epochs=self.task["epochs"], seed=self.task["seed"], device=self.device,
                 callback=run_callback, stop_event=stop_event, **self._training(),
                 **self.task["options"])
-        except BaseException:
+        except Exception as error:  # the trial's own failure: kept, not run again
+            beating.set()
+            self._fail_with_error(trial_id, error)
+            return None
+        except BaseException:  # interrupted: run it again later
             beating.set()
             self._fail_and_requeue(trial)
             raise
@@ -604,6 +677,13 @@ class Search:
             told = None
         # None: declared dead while it ran (a pause longer than grace_period); it was requeued
         return value if told is not None and told.state == TrialState.COMPLETE else None
+
+    def _fail_with_error(self, trial_id: int, error: Exception) -> None:
+        try:
+            self._storage.set_trial_user_attr(trial_id, "error", f"{type(error).__name__}: {error}")
+            self._storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # declared dead meanwhile, and queued again by a peer
 
     def _fail_and_requeue(self, trial: optuna.Trial) -> None:
         if self._set_state(trial.number, TrialState.FAIL):
@@ -630,6 +710,7 @@ class Search:
                 "train_loss": t.user_attrs.get("train_loss"),
                 "steps": t.user_attrs.get("steps"), "seconds": t.user_attrs.get("seconds"),
                 "worker": t.user_attrs.get("worker"), "retry_of": t.user_attrs.get("retry_of"),
+                "error": t.user_attrs.get("error"),
             })
         return pd.DataFrame(rows)
 
@@ -665,6 +746,14 @@ class Search:
     def __repr__(self) -> str:
         return (f"Search({self.study.study_name!r}, {self.task['sampler']}, "
                 f"{sorted(self.space)}, storage={masked(self.storage_url)}: {self.progress()})")
+
+
+def _point(trial_or_params) -> tuple:
+    """A trial's point (its parameters, or those it was queued with) as a comparable key."""
+    params = trial_or_params
+    if isinstance(params, optuna.trial.FrozenTrial):
+        params = params.system_attrs.get("fixed_params") or params.params
+    return tuple(sorted(params.items()))
 
 
 def _finite(values) -> list:

@@ -47,3 +47,8 @@ def reported_trials(out):
 
 def worker_name(process):
     return f"{socket.gethostname()}:{process.pid}"
+
+
+def broken_model(**kwargs):
+    """A model builder with a bug: every trial that uses it fails."""
+    raise ValueError("no such layer")

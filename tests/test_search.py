@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 
+import optuna
 import pandas as pd
 import pytest
 import torch
@@ -198,7 +199,7 @@ def test_a_trial_declared_dead_while_it_ran_is_dropped_and_run_again(tmp_path):
                         heartbeat=0.02)
     assert declared == [0]
     assert reported[0] == (0, None) and reported[1][0] == 1 and reported[1][1] > 0
-    assert progress == Progress(1, 0, 0, 1, 1)
+    assert progress == Progress(1, 0, 0, 0, 1, requeued=1)
     table = slow.table().set_index("trial")
     assert table.state.tolist() == ["fail", "complete"] and table.retry_of[1] == 0
     assert table.steps[1] == 30 and pd.isna(table.steps[0])  # the dead trial's result was dropped
@@ -275,10 +276,12 @@ def test_a_killed_workers_trial_fails_and_is_run_again_by_another(tmp_path):
     killed = running[0]
     assert killed.user_attrs["worker"] == worker_name(first)
 
-    time.sleep(2.5)  # past the grace period since its last heartbeat
+    # started at once: it runs the queued trials, then waits out the grace period of the
+    # killed worker's trial (not "done: 3 of 4 complete, 1 running") and runs it too
     second = worker("killed", url, "--grace-period", "2", "--heartbeat", "0.5")
     rc, out, err = finish(second)
     assert rc == 0 and "Traceback" not in err, err
+    assert "done: 4 of 4 complete, 0 running, 0 queued, 0 failed" in out, out
 
     table = watcher.table().set_index("trial")
     assert table.state[killed.number] == "fail"
@@ -287,7 +290,7 @@ def test_a_killed_workers_trial_fails_and_is_run_again_by_another(tmp_path):
     assert retry.worker.item() == worker_name(second)
     assert tuple(retry[sorted(space)].iloc[0]) == tuple(killed.params[n] for n in sorted(space))
     assert points(table, space) == grid_points(space)  # every point complete once
-    assert watcher.progress() == Progress(4, 0, 0, 1, 4)
+    assert watcher.progress() == Progress(4, 0, 0, 0, 4, requeued=1)
 
 
 # ---- bad input: a clear error, nothing created ----
@@ -411,6 +414,108 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_too():
     assert search.progress().running == 1
     time.sleep(0.3)
     assert search.fail_stale_trials() == [claimed.number]
-    assert search.progress() == Progress(0, 0, 2, 1, 2)
+    assert search.progress() == Progress(0, 0, 2, 0, 2, requeued=1)
     search.run(heartbeat=0.05)
-    assert search.progress() == Progress(2, 0, 0, 1, 2)
+    assert search.progress() == Progress(2, 0, 0, 0, 2, requeued=1)
+
+
+# ---- failures, crashed peers and interrupted creation ----
+
+def test_a_trial_whose_training_raises_is_failed_with_its_error_and_not_run_again():
+    built = []
+
+    def model(**kwargs):  # the second trial's model cannot be built
+        built.append(1)
+        if len(built) == 2:
+            raise ValueError("no such layer")
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+
+    search = Search(model, "digits", {"max_lr": [0.05, 0.1, 0.3]}, sampler="grid", steps=10,
+                    device="cpu")
+    reported = []
+    progress = search.run(on_trial=lambda n, v: reported.append((n, v)))
+    assert progress == Progress(2, 0, 0, 1, 3) and progress.done
+    assert str(progress) == "2 of 3 complete, 0 running, 0 queued, 1 failed"
+    assert reported[1] == (1, None) and reported[0][1] > 0 and reported[2][1] > 0
+    assert search.errors() == {1: "ValueError: no such layer"}
+    table = search.table().set_index("trial")
+    assert table.state[1] == "fail" and table.error[1] == "ValueError: no such layer"
+    assert table.error[[0, 2]].isna().all()
+    assert search.run() == progress and len(built) == 3  # never run again
+
+
+def test_a_worker_waits_for_a_crashed_peers_trial_and_runs_it():
+    search = Search("mlp", "digits", {"max_lr": [0.05, 0.3]}, sampler="grid", steps=10,
+                    grace_period=0.6, device="cpu")
+    crashed = search._next_trial()  # claimed by a peer that then crashed
+    search._storage.set_trial_system_attr(search._trial_id(crashed.number), "heartbeat",
+                                          time.time())
+    started = time.monotonic()
+    progress = search.run(heartbeat=0.1)
+    assert time.monotonic() - started >= 0.6  # it waited out the grace period...
+    assert progress == Progress(2, 0, 0, 0, 2, requeued=1) and progress.done  # ...and ran it
+    table = search.table()
+    assert points(table, {"max_lr": 0}) == [(0.05,), (0.3,)]
+    assert table.retry_of.dropna().tolist() == [crashed.number]
+
+
+def test_a_worker_waits_for_a_live_peers_trial_to_complete():
+    search = Search("mlp", "digits", {"max_lr": [0.05, 0.3]}, sampler="grid", steps=10,
+                    device="cpu")
+    started = threading.Event()
+
+    def slow(number, history):  # the peer's trial takes half a second
+        if not started.is_set():
+            started.set()
+            time.sleep(0.5)
+
+    peer = threading.Thread(target=search.run, args=(1,),
+                            kwargs={"callback": slow, "heartbeat": 0.05})
+    peer.start()
+    started.wait(30)
+    progress = search.run(heartbeat=0.05)  # takes the other trial, then waits for the peer
+    peer.join()
+    assert progress == Progress(2, 0, 0, 0, 2) and progress.done
+
+
+@pytest.mark.parametrize("sampler", ["grid", "random"])
+def test_a_study_whose_queueing_was_interrupted_is_completed_when_opened_again(
+        tmp_path, monkeypatch, sampler):
+    storage = f"journal:{tmp_path}/s.log"
+    space = GRID6 if sampler == "grid" else {"max_lr": log_range(0.01, 1.0)}
+    options = dict(sampler=sampler, n_trials=6, steps=5, study="cut", storage=storage,
+                   device="cpu")
+    enqueue = optuna.Study.enqueue_trial
+    queued = []
+
+    def interrupted(study, params, **kwargs):
+        if len(queued) == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the grid is queued
+        queued.append(params)
+        enqueue(study, params, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "enqueue_trial", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Search("mlp", "digits", space, **options)
+    monkeypatch.setattr(optuna.Study, "enqueue_trial", enqueue)
+    assert Search.join("cut", storage).progress() == Progress(0, 0, 6, 0, 6)  # completed
+    again = Search("mlp", "digits", space, **options)
+    assert again.progress() == Progress(0, 0, 6, 0, 6)  # nothing queued twice
+    assert again.run() == Progress(6, 0, 0, 0, 6)
+    if sampler == "grid":
+        assert points(again.table(), GRID6) == grid_points(GRID6)
+    else:
+        fresh = Search("mlp", "digits", space, **dict(options, study="whole"))
+        assert points(again.table(), space) == points(fresh.table(), space, state="waiting")
+
+
+def test_the_worker_reports_failed_trials_and_exits_1(tmp_path, capsys):
+    storage = f"journal:{tmp_path}/s.log"
+    Search("search_workers:broken_model", "digits", {"max_lr": [0.1, 0.2]}, sampler="grid",
+           steps=5, study="broken", storage=storage)
+    code = main(["search", "worker", "--study", "broken", "--storage", storage, "--device", "cpu"])
+    out, err = capsys.readouterr()
+    assert code == 1 and err == "", err
+    assert "trial 0: failed: ValueError: no such layer\n" in out
+    assert "done: 0 of 2 complete, 0 running, 0 queued, 2 failed" in out
+    assert reported_trials(out) == [0, 1]  # each tried once
