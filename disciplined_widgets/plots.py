@@ -154,51 +154,86 @@ def _smooth(values, window: int):
     return out
 
 
-def plot_history(history, axes=None, *, earlier=(), x: str = "epoch") -> Figure:
+X_FIELDS = {"epoch": ("eval_epoch", "epoch"), "step": ("eval_step", "parameter updates"),
+            "time": ("eval_time", "seconds")}
+
+
+def planned_extent(history, x: str = "step") -> float | None:
+    """Where a run's x axis ends once it finishes: its planned steps, or the epochs or seconds
+    they take at the pace so far (a running run's curves grow into it); None if unknown."""
+    if not history.total_steps or not history.step:
+        return None
+    done = history.step[-1]
+    reached = {"step": done, "epoch": history.epoch[-1], "time": history.time[-1]}[x]
+    return reached * max(history.total_steps, done) / done
+
+
+def plot_history(history, axes=None, *, earlier=(), x: str = "epoch", labels=None,
+                 label: str = "this run", plan=None) -> Figure:
     """Training curves: loss (train smoothed per step, validation per evaluation), validation
-    accuracy, and LR with momentum; ``earlier`` histories are drawn thinner for comparison.
-    ``x`` is ``"epoch"``, ``"step"`` (parameter updates) or ``"time"`` (seconds)."""
+    accuracy, and LR with momentum, all against ``x``: ``"epoch"``, ``"step"`` (parameter
+    updates) or ``"time"`` (seconds). ``earlier`` histories are drawn thinner, named by
+    ``labels`` (their settings; else "earlier 1", ...); a run in progress shows its whole
+    planned x range, and ``plan`` (a :class:`~disciplined_widgets.SchedulePreview`) the LR and
+    momentum it is to follow. The legend sits below the panels, off the data."""
     if axes is None:
-        figure = Figure(figsize=(12, 3.4), layout="constrained")
+        figure = Figure(figsize=(12, 3.6), layout="constrained")
         axes = figure.subplots(1, 3)
     figure = axes[0].figure
     ax_loss, ax_acc, ax_lr = axes
-    x_step = {"epoch": "epoch", "step": "step", "time": "time"}[x]
-    x_eval = {"epoch": "eval_epoch", "step": "eval_step", "time": "eval_time"}[x]
-    runs = [(h, f"earlier {i + 1}", 1.0, 0.5) for i, h in enumerate(earlier)]
-    runs.append((history, "this run", 1.8, 1.0))
-    for index, (run, label, width, alpha) in enumerate(runs):
+    x_eval, xlabel = X_FIELDS[x]
+    labels = list(labels or [f"earlier {i + 1}" for i in range(len(earlier))])
+    runs = [(h, name, 1.0, 0.5) for h, name in zip(earlier, labels)]
+    runs.append((history, label, 1.8, 1.0))
+    for index, (run, name, width, alpha) in enumerate(runs):
         color = "tab:blue" if run is history else f"C{(index + 2) % 10}"
-        n = min(len(run.train_loss), len(getattr(run, x_step)))
+        n = min(len(run.train_loss), len(getattr(run, x)))
         window = max(1, n // 50)
-        ax_loss.plot(getattr(run, x_step)[:n], _smooth(run.train_loss[:n], window), lw=width * 0.6,
-                     alpha=0.6 * alpha, color=color)
+        ax_loss.plot(getattr(run, x)[:n], _smooth(run.train_loss[:n], window), lw=width * 0.6,
+                     alpha=0.6 * alpha, color=color, label=name)
         m = min(len(run.val_loss), len(getattr(run, x_eval)))
         if m:
             ax_loss.plot(getattr(run, x_eval)[:m], run.val_loss[:m], "o-", ms=3, lw=width,
-                         alpha=alpha, color=color, label=f"{label} (validation)")
+                         alpha=alpha, color=color)
             accuracy = [a for a in run.val_accuracy[:m] if a is not None]
             if len(accuracy) == m:
                 ax_acc.plot(getattr(run, x_eval)[:m], accuracy, "o-", ms=3, lw=width,
-                            alpha=alpha, color=color, label=label)
-    xlabel = {"epoch": "epoch", "step": "parameter updates", "time": "seconds"}[x]
+                            alpha=alpha, color=color)
     ax_loss.set(xlabel=xlabel, ylabel="loss", title="Loss (line: train, dots: validation)")
-    ax_acc.set(xlabel=xlabel, ylabel="accuracy", title="Validation accuracy")
-    if ax_loss.get_legend_handles_labels()[0] and earlier:
-        ax_loss.legend(fontsize="small")
-    n = min(len(history.step), len(history.lr))
-    ax_lr.plot(history.step[:n], history.lr[:n], color="tab:red", lw=1.5, label="learning rate")
-    ax_lr.set(xlabel="step", ylabel="learning rate", title="Learning rate and momentum")
-    momentum = history.momentum[:n]
-    if n and all(m is not None for m in momentum):
-        twin = ax_lr.twinx()
-        twin.plot(history.step[:n], momentum, color="tab:gray", ls="--", label="momentum")
-        twin.set_ylabel("momentum")
+    if all(v >= 0 for run in runs for v in run[0].val_loss + run[0].train_loss if v == v):
+        ax_loss.set_ylim(bottom=0)
+    ax_acc.set(xlabel=xlabel, ylabel="accuracy", title="Validation accuracy", ylim=(0, 1.02))
+    _plot_lr_and_momentum(ax_lr, history, x, xlabel, plan)
+    reach = [planned_extent(history, x)] + [getattr(h, x)[-1] for h in earlier if h.step]
+    reach = [r for r in reach if r]
+    if reach:
+        for ax in axes:
+            ax.set_xlim(0, max(reach))
+    if len(runs) > 1:
+        figure.legend(*ax_loss.get_legend_handles_labels(), loc="outside lower center",
+                      ncols=min(len(runs), 4), fontsize="small")
     return figure
 
 
-X_FIELDS = {"epoch": ("eval_epoch", "epoch"), "step": ("eval_step", "parameter updates"),
-            "time": ("eval_time", "seconds")}
+def _plot_lr_and_momentum(ax, history, x: str, xlabel: str, plan) -> None:
+    """The run's LR (left axis) and momentum (right axis, when it has one) against ``x``; the
+    whole planned schedule faint behind them."""
+    n = min(len(history.step), len(history.lr))
+    xs = getattr(history, x)[:n]
+    twin = None
+    momentum = history.momentum[:n]
+    has_momentum = n and all(m is not None for m in momentum)
+    if plan is not None and x != "time":
+        ax.plot(getattr(plan, x), plan.lr, color="tab:red", lw=1, alpha=0.25)
+    ax.plot(xs, history.lr[:n], color="tab:red", lw=1.5)
+    if has_momentum:
+        twin = ax.twinx()
+        if plan is not None and x != "time" and all(m is not None for m in plan.momentum):
+            twin.plot(getattr(plan, x), plan.momentum, color="tab:gray", ls="--", lw=1, alpha=0.3)
+        twin.plot(xs, momentum, color="tab:gray", ls="--")
+        twin.set_ylabel("momentum (dashed)")
+    ax.set(xlabel=xlabel, ylabel="learning rate", title="Learning rate and momentum"
+           + (" (faint: planned)" if plan is not None and x != "time" else ""))
 
 
 def plot_comparison(comparison, x: str = "epoch", axes=None) -> Figure:
@@ -216,6 +251,10 @@ def plot_comparison(comparison, x: str = "epoch", axes=None) -> Figure:
         accuracy = history.val_accuracy[:n]
         if n and all(a is not None for a in accuracy):
             axes[1].plot(xs, accuracy, "o-", ms=3, color=f"C{index}", label=label)
+    reach = [r for r in (planned_extent(h, x) for h in comparison.histories) if r]
+    if reach:  # the runs' planned range: running curves grow into it
+        for ax in axes:
+            ax.set_xlim(0, max(reach))
     name = comparison.parameter.replace("_", " ")
     axes[0].set(xlabel=xlabel, ylabel="validation loss", title=f"Validation loss by {name}")
     axes[1].set(xlabel=xlabel, ylabel="validation accuracy", title=f"Validation accuracy by {name}")
@@ -230,7 +269,8 @@ LOG_SCALED = ("max_lr", "weight_decay", "div_factor", "batch_size")
 
 def plot_search(search, axes=None) -> Figure:
     """The metric of every complete trial against each searched hyper-parameter (one panel
-    each; log axes for LR, weight decay, divisor and batch size); the best trial is starred."""
+    each; log axes for LR, weight decay, divisor and batch size, labelled at 1, 2, 5 (or every
+    digit) when the trials span less than a decade); the best trial is starred."""
     frame = search.table()
     done = frame[frame["state"] == "complete"]
     names = sorted(search.space)
@@ -255,7 +295,13 @@ def plot_search(search, axes=None) -> Figure:
                 ax.set_xscale("log")
             else:  # zero weight decay among the values: linear near 0, log above
                 ax.set_xscale("symlog", linthresh=min(positive))
-            ax.xaxis.set_minor_formatter(NullFormatter())  # labels on decades only
+            ax.xaxis.set_minor_formatter(NullFormatter())  # labels on decades only...
+            low, high = min(positive), max(positive)
+            if len(positive) == len(values) and high < 10 * low:  # ...unless under a decade
+                from matplotlib.ticker import FuncFormatter, LogLocator
+                subs = (1.0, 2.0, 5.0) if high >= 3 * low else range(1, 10)
+                ax.xaxis.set_major_locator(LogLocator(subs=subs))
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set(xlabel=name.replace("_", " "), ylabel=metric.replace("_", " "))
     axes[0].set_title(f"{search.task['sampler']} search: {len(done)} trials", loc="left")
     if best is not None:

@@ -7,6 +7,7 @@ import threading
 
 import ipywidgets as widgets
 
+from ..checks import positive_float
 from ..plots import plot_search
 from ..search import Search, masked
 from .compat import tooltip
@@ -21,8 +22,10 @@ class SearchWidget(Runner):
 
     With "follow the study" ticked, the view re-reads the storage every ``refresh_every``
     seconds, so a teacher's notebook shows the trials that every student's notebook (or any
-    ``python -m disciplined_widgets search worker``) adds. ``run()`` runs and waits; the best
-    trial is ``widget.best`` and the table ``widget.search.table()``.
+    ``python -m disciplined_widgets search worker``) adds; an error while reading (the storage
+    unreachable) unticks it and shows in the status line, as does an error of Refresh.
+    ``run()`` runs and waits; the best trial is ``widget.best`` and the table
+    ``widget.search.table()``.
     """
 
     def __init__(self, search: Search, *, trials: int = 0, refresh_every: float = 5.0,
@@ -30,7 +33,7 @@ class SearchWidget(Runner):
         if not isinstance(search, Search):
             raise TypeError(f"search must be a Search, got {type(search).__name__}")
         self.search = search
-        self.refresh_every = float(refresh_every)
+        self.refresh_every = positive_float("refresh_every", refresh_every)
         self.trials = tooltip(widgets.BoundedIntText(trials, min=0, max=100_000, style=WIDE,
                                                      description="trials to run"),
                               "0: until the study is done")
@@ -44,7 +47,7 @@ class SearchWidget(Runner):
         self._refreshing = threading.Lock()
         self._follower: threading.Thread | None = None
         self._unfollow = threading.Event()
-        self.refresh_button.on_click(lambda _: self.refresh(force=True))
+        self.refresh_button.on_click(lambda _: self._refresh_or_show(force=True))
         self.follow.observe(lambda change: self._set_following(change["new"]), "value")
         header = widgets.HBox([self.trials, self.follow, self.refresh_button])
         super().__init__([header, self.summary, self.plot.image, self.table])
@@ -65,7 +68,7 @@ class SearchWidget(Runner):
         state = (progress.complete, progress.running, progress.waiting, progress.failed)
         if not force and state == self._seen:
             return
-        self._seen = state
+        self._seen = (*state, progress.requeued)
         self.set_progress(progress.complete, progress.planned)
         self.summary.value = (
             f"<b>{html.escape(self.search.study.study_name)}</b> "
@@ -87,9 +90,19 @@ class SearchWidget(Runner):
         return frame[columns].to_html(index=False, float_format=lambda v: f"{v:.4g}",
                                       border=0, classes="dw-search-table")
 
+    def _refresh_or_show(self, force: bool = False) -> bool:
+        """:meth:`refresh`; an error is shown in the status line (False) instead of raised."""
+        try:
+            self.refresh(force)
+        except Exception as error:  # noqa: BLE001 - shown to the user
+            self.status.value = (f"<span style='color:#c62828'><b>{type(error).__name__}:</b> "
+                                 f"{html.escape(str(error))}</span>")
+            return False
+        return True
+
     def _set_following(self, on: bool) -> None:
         self._unfollow.set()
-        if self._follower is not None:
+        if self._follower not in (None, threading.current_thread()):
             self._follower.join()
         if not on:
             return
@@ -97,14 +110,23 @@ class SearchWidget(Runner):
 
         def poll(stop: threading.Event) -> None:
             while not stop.wait(self.refresh_every):
-                self.refresh()
+                if not self._refresh_or_show():
+                    self.follow.value = False  # stops this thread
 
         self._follower = threading.Thread(target=poll, args=(self._unfollow,), daemon=True,
                                           name="SearchWidget.follow")
         self._follower.start()
 
     def _steps(self, stop_event: threading.Event):
+        started = set()
+
+        def on_step(number, history):  # a trial started: show it running
+            if number not in started:
+                started.add(number)
+                self.refresh(force=True)
+
         yield from self.search.run_steps(self.trials.value or None, stop_event=stop_event,
+                                         callback=on_step,
                                          on_trial=lambda number, value: self.refresh(force=True))
         self.refresh(force=True)
         if self._seen[0]:
