@@ -46,12 +46,10 @@ def _worker(args: argparse.Namespace) -> int:
                          grace_period=args.grace_period)
 
     def report(number, value):
-        if value is not None:
-            print(f"trial {number}: {search.metric} {value}", flush=True)
-        else:
-            error = search.errors().get(number)
-            print(f"trial {number}: " + (f"failed: {error}" if error else "interrupted, queued again"),
-                  flush=True)
+        error = search.errors().get(number) if value is None else None
+        outcome = (f"{search.metric} {value}" if value is not None
+                   else f"failed: {error}" if error else "interrupted, queued again")
+        print(f"trial {number}: {outcome}", flush=True)
 
     print(f"joined {args.study!r} in {masked(search.storage_url)}: {search.progress()}", flush=True)
     try:

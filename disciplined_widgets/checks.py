@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 from torch import nn
@@ -38,6 +39,29 @@ def number_in(name: str, value, low: float, high: float, *, include_low: bool = 
         interval = f"{'[' if include_low else '('}{low:g}, {high:g}{']' if include_high else ')'}"
         raise ValueError(f"{name} must be in {interval}, got {value!r}")
     return float(value)
+
+
+def instance_of(name: str, value, kind: type, made_by: str):
+    """``value`` must be a ``kind`` (``made_by`` says where one comes from); returns it."""
+    if not isinstance(value, kind):
+        raise TypeError(f"{name} must be a {kind.__name__} ({made_by}), got "
+                        f"{type(value).__name__}")
+    return value
+
+
+def flag(name: str, value) -> bool:
+    """``value`` must be True or False (not a truthy string such as ``"no"``)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def path_or_none(name: str, value):
+    """``value`` must be None, a str or an ``os.PathLike`` (a folder or file name)."""
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or pathlib.Path) or None, got "
+                        f"{type(value).__name__} ({value!r})")
+    return value
 
 
 def momentum_pair(name: str, value) -> tuple[float, float]:

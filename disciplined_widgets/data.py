@@ -17,11 +17,15 @@ validation split is the official test set, as in the papers.
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
+
+from .checks import flag, path_or_none
 
 DEFAULT_ROOT_ENV = "DISCIPLINED_WIDGETS_DATA"
 
@@ -137,6 +141,8 @@ def _torchvision(name: str, root: Path, download: bool) -> tuple:
         train = cls(str(root), train=True, download=download)
         val = cls(str(root), train=False, download=download)
     except RuntimeError as error:
+        if "not found" not in str(error):  # torchvision's words for missing files
+            raise _corrupt(name, cls, root, error) from None
         if download:
             raise
         raise FileNotFoundError(
@@ -144,10 +150,50 @@ def _torchvision(name: str, root: Path, download: bool) -> tuple:
             f"Pass download=True to fetch them (needs internet), or copy the data set there "
             f"in torchvision's layout, or point root= (or ${DEFAULT_ROOT_ENV}) at it."
         ) from None
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as error:
+        raise _corrupt(name, cls, root, error) from None
     y_train = torch.as_tensor(np.asarray(train.targets), dtype=torch.int64)
     y_val = torch.as_tensor(np.asarray(val.targets), dtype=torch.int64)
     return (_images_to_tensor(train.data, name), y_train,
             _images_to_tensor(val.data, name), y_val, list(train.classes))
+
+
+def _read_pickle(path: Path) -> None:
+    with open(path, "rb") as file:
+        if not isinstance(pickle.load(file, encoding="latin1"), dict):
+            raise ValueError("not a pickled dict")
+
+
+def _files(cls, root: Path) -> tuple[Path, list[Path], Callable[[Path], Any]]:
+    """The folder of a torchvision data set, its files and a function that reads one."""
+    if hasattr(cls, "base_folder"):  # CIFAR: pickled batches and a meta file
+        folder = root / cls.base_folder
+        names = [file for file, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+        return folder, [folder / n for n in names], _read_pickle
+    from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor
+
+    folder = root / cls.__name__ / "raw"  # MNIST: IDX files
+    names = [os.path.splitext(os.path.basename(url))[0] for url, _ in cls.resources]
+    return folder, [folder / n for n in names], read_sn3_pascalvincent_tensor
+
+
+def _reason(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def _corrupt(name: str, cls, root: Path, error: Exception) -> ValueError:
+    """The error for data files that are there but cannot be read, naming the bad file."""
+    folder, paths, read = _files(cls, root)
+    for path in paths:
+        try:
+            read(path)
+        except Exception as bad:  # noqa: BLE001 - any failure to read marks the file
+            what = f"{path} is truncated or corrupt ({_reason(bad)})"
+            break
+    else:
+        what = f"the {cls.__name__} files under {folder} are corrupt ({_reason(error)})"
+    return ValueError(f"load_dataset({name!r}): {what}. Delete {folder} and load it again with "
+                      f"download=True (or copy good files there).")
 
 
 OFFLINE = ("mnist1d", "digits")
@@ -175,6 +221,8 @@ def load_dataset(
     """
     if name not in NAMES:
         raise ValueError(f"name must be one of {NAMES}, got {name!r}")
+    path_or_none("root", root)
+    flag("download", download)
     if not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     if name == "mnist1d":

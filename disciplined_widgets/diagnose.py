@@ -15,6 +15,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .checks import instance_of, number_in
+from .range_test import RangeTestResult
+from .train import History
+
 VERDICTS = ("underfitting", "overfitting", "good", "diverged", "too early to tell")
 
 ADVICE = {
@@ -61,6 +65,13 @@ def _mean(values) -> float:
     return sum(values) / len(values)
 
 
+def _ratio(part: float, whole: float) -> float:
+    """``part / whole``; with a zero ``whole`` (a loss of exactly 0), 0 or infinity."""
+    if whole:
+        return part / whole
+    return 0.0 if part == 0 else math.copysign(math.inf, part)
+
+
 def diagnose(history, *, rise: float = 0.10, still_falling: float = 0.20,
              learned: float = 0.5, grew: float = 2.0) -> Diagnosis:
     """Verdict on a run's curves.
@@ -80,6 +91,11 @@ def diagnose(history, *, rise: float = 0.10, still_falling: float = 0.20,
       the validation drop (still falling steadily);
     - ``good``: otherwise: it fell, then flattened.
     """
+    instance_of("history", history, History, "what fit returns")
+    number_in("rise", rise, 0, math.inf)
+    number_in("still_falling", still_falling, 0, 1)
+    number_in("learned", learned, 0, 1)
+    number_in("grew", grew, 1, math.inf, include_low=False)
     train = list(history.train_loss)
     val = list(history.val_loss)
     evidence: dict = {"evaluations": len(val), "steps": len(train)}
@@ -108,10 +124,10 @@ def diagnose(history, *, rise: float = 0.10, still_falling: float = 0.20,
     evidence.update(
         first_val_loss=val[0], best_val_loss=val[best], best_at_step=history.eval_step[best],
         final_val_loss=val[-1],
-        val_rise_from_best=(val[-1] - val[best]) / val[best],
+        val_rise_from_best=_ratio(val[-1] - val[best], val[best]),
         val_drop_given_back=(val[-1] - val[best]) / drop if drop > 0 else 0.0,
         val_drop_in_last_third=(val[-third] - val[-1]) / drop if drop > 0 else 0.0,
-        train_loss_kept=end_train / start_train,
+        train_loss_kept=_ratio(end_train, start_train),
     )
     if (evidence["val_rise_from_best"] > rise and evidence["val_drop_given_back"] > rise
             and end_train < val[best]):
@@ -185,6 +201,8 @@ def read_range_test(result, *, fell_by: float = FELL_BY) -> RangeTestReading:
     maximum LR not reached). ``diverged_at`` is the LR of the first point where the smoothed
     loss diverged (or became NaN/inf).
     """
+    instance_of("result", result, RangeTestResult, "what lr_range_test returns")
+    number_in("fell_by", fell_by, 0, math.inf, include_low=False)
     lrs, losses = list(result.lrs), list(result.losses)
     start, end = result.usable
     diverged_at = lrs[end] if end < len(lrs) else None

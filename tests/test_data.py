@@ -136,3 +136,46 @@ def test_missing_files_say_how_to_get_them(tmp_path, name):
     with pytest.raises(FileNotFoundError, match="download=True") as error:
         load_dataset(name, root=tmp_path)
     assert str(tmp_path) in str(error.value)
+
+
+# ---- files that are there but broken, and arguments of the wrong kind ----
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "not a dict"])
+@pytest.mark.parametrize("file", ["data_batch_3", "test_batch", "batches.meta"])
+def test_a_corrupt_cifar10_file_is_named_with_what_to_do(tmp_path, file, damage):
+    write_tiny_cifar10(tmp_path)
+    path = tmp_path / "cifar-10-batches-py" / file
+    path.write_bytes({"truncated": path.read_bytes()[:100], "garbage": b"\x00not a pickle" * 9,
+                      "not a dict": pickle.dumps([1, 2, 3])}[damage])
+    with pytest.raises(ValueError) as error:
+        load_dataset("cifar10", root=tmp_path)
+    message = str(error.value)
+    assert f"{path} is truncated or corrupt" in message
+    assert f"Delete {path.parent}" in message and "download=True" in message
+
+
+def test_a_cifar10_batch_without_its_labels_names_the_folder(tmp_path):
+    write_tiny_cifar10(tmp_path)
+    folder = tmp_path / "cifar-10-batches-py"
+    _pickle(folder / "data_batch_2", {"data": np.zeros((4, 3072), dtype=np.uint8)})
+    with pytest.raises(ValueError, match=r"CIFAR10 files under .* are corrupt \(KeyError"):
+        load_dataset("cifar10", root=tmp_path)
+
+
+def test_a_truncated_mnist_file_is_named_not_called_missing(tmp_path):
+    write_tiny_mnist(tmp_path)
+    path = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(ValueError, match=f"{path} is truncated or corrupt .*Delete"):
+        load_dataset("mnist", root=tmp_path)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(root=123), "root must be a path"),
+    (dict(root=["data"]), "root must be a path"),
+    (dict(download="no"), "download must be True or False"),
+    (dict(download=1), "download must be True or False"),
+])
+def test_arguments_of_the_wrong_kind_are_named(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        load_dataset("cifar10", **kwargs)

@@ -90,3 +90,18 @@ def test_one_cycle_up_to_lr_10_on_the_tours_data_diverged_and_is_not_underfittin
     assert d.verdict == "diverged", d
     assert "range test" in d.advice and "not underfitting" in d.advice
     assert d.evidence["worst_val_loss"] > 50
+
+
+def test_a_run_whose_losses_are_exactly_zero_is_read_without_dividing_by_zero(digits):
+    # a loss that is exactly zero from the first step (the model already fits, or a loss that
+    # ignores the outputs): every ratio of diagnose has a zero denominator
+    train = TensorLoader(digits.x_train, digits.y_train, 64, seed=0)
+    val = TensorLoader(digits.x_val, digits.y_val, 512, shuffle=False)
+    model = MLP(64, (16,))
+    zero = lambda outputs, targets: outputs.sum() * 0.0  # noqa: E731
+    history = fit(model, torch.optim.SGD(model.parameters(), lr=0.1), zero, train, val, steps=20,
+                  eval_every=5, eval_each_epoch=False, seed=0)
+    assert set(history.train_loss) == {0.0} and set(history.val_loss) == {0.0}
+    d = diagnose(history)
+    assert d.verdict == "good", d
+    assert d.evidence["train_loss_kept"] == 0.0 and d.evidence["val_rise_from_best"] == 0.0
