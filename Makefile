@@ -25,7 +25,7 @@ $(INSTALLED): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is needed; run make PYTHON=python3.11 ...")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e ".[lab,test,bench]"
+	$(BIN)/python -m pip install -e ".[lab,test,bench,lightning,transformers]"
 	@touch $(INSTALLED)
 
 lab: $(INSTALLED)

@@ -11,7 +11,8 @@ The headless core (torch only):
 - :mod:`~disciplined_widgets.models`: MLP, 1-D CNN, small CNN, CIFAR ResNets, Smith's 3-layer net;
 - :mod:`~disciplined_widgets.train`: ``Training`` (the one loop, a step per call), ``fit``,
   ``evaluate``, ``History``, ``TrainingOptions`` and ``Hook``;
-- :mod:`~disciplined_widgets.range_test`: ``lr_range_test`` and ``range_tests``;
+- :mod:`~disciplined_widgets.range_test`: ``lr_range_test``, ``range_tests``, and ``RangeTest``
+  around the user's own loop;
 - :mod:`~disciplined_widgets.suggest`: smoothing and the LR suggestion rules;
 - :mod:`~disciplined_widgets.schedules`: ``one_cycle``, ``cyclical``, ``BatchSizeSchedule``, ``preview``;
 - :mod:`~disciplined_widgets.diagnose`: ``diagnose``, the verdict on a run's curves;
@@ -23,14 +24,16 @@ The headless core (torch only):
   (``python -m disciplined_widgets search worker --study NAME --storage URL``).
 
 Figures come from :mod:`~disciplined_widgets.plots` (matplotlib, imported on use), the
-recipe's report from :mod:`~disciplined_widgets.report`.
+recipe's report from :mod:`~disciplined_widgets.report`. The integrations with Lightning and
+Hugging Face's Trainer live in :mod:`disciplined_widgets.integrations` (imported on use, never
+by this package).
 """
 
 from .batch import unpack_batch
 from .data import Dataset, load_dataset
 from .diagnose import Diagnosis, diagnose
 from .loader import TensorLoader, cifar_augment
-from .range_test import RangeTestCollection, RangeTestResult, lr_range_test, range_tests
+from .range_test import RangeTest, RangeTestCollection, RangeTestResult, lr_range_test, range_tests
 from .recipe import Recipe, discipline
 from .runs import Hyperparameters, train_run
 from .schedules import BatchSizeSchedule, cyclical, one_cycle, preview
@@ -40,7 +43,7 @@ from .train import History, Hook, Training, TrainingOptions, evaluate, fit, reso
 
 __all__ = [
     "BatchLoss", "BatchSizeSchedule", "Dataset", "Diagnosis", "History", "Hook",
-    "Hyperparameters", "RangeTestCollection", "RangeTestResult", "Recipe", "Snapshot",
+    "Hyperparameters", "RangeTest", "RangeTestCollection", "RangeTestResult", "Recipe", "Snapshot",
     "TensorLoader", "Training", "TrainingOptions",
     "cifar_augment", "cyclical", "diagnose", "discipline", "evaluate", "fit", "load_dataset",
     "lr_range_test", "one_cycle", "preview", "range_tests", "resolve_device", "train_run",

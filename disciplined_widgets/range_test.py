@@ -2,16 +2,26 @@
 
 Train for ``num_iter`` steps while the LR rises from ``start_lr`` to ``end_lr``, exponentially
 (``lr_i = start * (end/start)^(i/(n-1))``) or linearly, and record the loss at every step.
-The test runs through :func:`~disciplined_widgets.train.fit` and leaves nothing changed: the
-model, optimizer, RNG states, GradScaler and the loader's shuffling generator are restored
-bitwise afterwards, however the test ends. ``lr_range_test_steps`` and ``range_tests_steps``
-are the same tests one optimizer step at a time (generators returning the result).
+:class:`RangeTest` is the test around any loop (the user's own, Lightning's, the Hugging Face
+Trainer's): it sets each step's LR, smooths the losses and stops on divergence, and leaves
+nothing changed: the model, optimizer, RNG states, GradScaler and the loader's shuffling
+generator are restored bitwise afterwards, however the block ends. :func:`lr_range_test` is
+``RangeTest`` around :func:`~disciplined_widgets.train.fit`'s loop; ``lr_range_test_steps``
+and ``range_tests_steps`` are the same tests one optimizer step at a time (generators
+returning the result).
+
+Under ``torchrun`` every rank sweeps the same LRs and records the mean of the ranks' losses
+(one ``all_reduce`` per read), so every rank takes the same decision to stop and returns the
+same result, with no rank left waiting in a collective.
 """
 
 from __future__ import annotations
 
 import inspect
 import itertools
+import math
+import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
@@ -26,8 +36,8 @@ from .snapshot import Snapshot
 from .suggest import EMA, Divergence, Suggestions, ema, suggest, usable_window
 from .optim import momentum_key, set_momentum
 from .loader import iterate
-from .train import (History, Hook, Steps, Training, TrainingOptions, _autocast, _evaluate, drain,
-                    steps_of)
+from .train import (Hook, Steps, Training, TrainingOptions, amp_autocast, drain, evaluate_batches,
+                    steps_of, sum_over_ranks, world_size)
 
 MODES = ("exp", "linear")
 
@@ -171,30 +181,251 @@ class _LRSweep:
             self._apply()
 
 
-class _Stop:
-    """A stop event for fit: set by the user's event, or by the divergence check."""
+def _mean_over_ranks(values: list) -> list[float]:
+    """The values (floats or one-element tensors) as floats, each the mean over the ranks under
+    ``torch.distributed`` (one ``all_reduce`` for them all), read back from the device at once."""
+    ranks = world_size()
+    if ranks == 1 and len(values) == 1:
+        return [float(values[0])]  # the usual case: one step's loss, one process
+    device = next((v.device for v in values if isinstance(v, torch.Tensor)), torch.device("cpu"))
+    if ranks > 1 and device.type == "cpu" and torch.distributed.get_backend() == "nccl":
+        device = torch.device("cuda", torch.cuda.current_device())
+    dtype = torch.float32 if device.type == "mps" else torch.float64
+    stacked = torch.stack([torch.as_tensor(v, dtype=dtype, device=device).reshape(()) for v in values])
+    return (sum_over_ranks(stacked) / ranks).tolist()
 
-    def __init__(self, user_event):
-        self.user_event, self.diverged = user_event, False
 
-    def is_set(self) -> bool:
-        return self.diverged or (self.user_event is not None and self.user_event.is_set())
+def _check_sweep(start_lr, end_lr, num_iter, mode, smooth, diverge_factor, snapshot,
+                 sync_every) -> tuple[float, float]:
+    start_lr = positive_float("start_lr", start_lr)
+    end_lr = positive_float("end_lr", end_lr)
+    if end_lr <= start_lr:
+        raise ValueError(f"end_lr must be greater than start_lr, got start_lr={start_lr:g}, "
+                         f"end_lr={end_lr:g}")
+    positive_int("num_iter", num_iter)
+    if num_iter < 2:
+        raise ValueError(f"num_iter must be at least 2, got {num_iter}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if isinstance(smooth, bool) or not isinstance(smooth, (int, float)) or not 0 <= smooth < 1:
+        raise ValueError(f"smooth must be a number in [0, 1), got {smooth!r}")
+    if positive_float("diverge_factor", diverge_factor) <= 1:
+        raise ValueError(f"diverge_factor must be > 1, got {diverge_factor!r}")
+    if snapshot not in ("cpu", "disk"):
+        raise ValueError(f"snapshot must be 'cpu' or 'disk', got {snapshot!r}")
+    positive_int("sync_every", sync_every)
+    return start_lr, end_lr
 
 
-class _DivergenceWatch:
-    """Smooths the losses as ``RangeTestResult.smoothed_losses`` does and feeds them to
-    :class:`~disciplined_widgets.suggest.Divergence`, the rule that ends ``usable_window``:
-    the test stops at the point where its usable window ends."""
+_RUNNING = weakref.WeakSet()  # the models and optimizers of the range tests running now
+_RUNNING_LOCK = threading.Lock()
 
-    def __init__(self, smooth: float, diverge_factor: float):
-        self.ema, self.rule, self.seen = EMA(smooth), Divergence(diverge_factor), 0
 
-    def diverged(self, losses: list[float]) -> bool:
-        """True once the smoothed losses have diverged (see :mod:`~disciplined_widgets.suggest`)."""
-        for value in losses[self.seen:]:
-            self.rule.update(self.ema.update(value))
-        self.seen = len(losses)
-        return self.rule.diverged
+class RangeTest:
+    """The range test around the user's own training loop::
+
+        with RangeTest(model, optimizer, start_lr=1e-7, end_lr=10, num_iter=100) as test:
+            for batch in loader:
+                loss = my_step(model, optimizer, batch)  # forward, backward, optimizer.step()
+                if not test.record(loss):
+                    break
+        test.result  # a RangeTestResult
+
+    Entering takes a :class:`~disciplined_widgets.snapshot.Snapshot` (the model, the
+    optimizer, the RNG states, ``grad_scaler``, the ``generators`` such as a loader's
+    shuffling generator) and sets the first LR; leaving restores all of it bitwise and moves
+    the model back to its device, whether the block ends normally, by ``break``, by an
+    exception or by KeyboardInterrupt.
+
+    ``record(loss)`` after each optimizer step adds the step's loss to the curve and sets the
+    LR of the next step: ``lr_i`` of the sweep (module docstring) times each param group's
+    ratio to the first group at the start. It returns False once the test has ended: after
+    ``num_iter`` steps (``"completed"``), at a NaN or infinite loss (``"non_finite"``), or where
+    the bias-corrected EMA of the losses (beta ``smooth``) diverges by the rule of
+    :mod:`~disciplined_widgets.suggest` (``"diverged"``); the curve ends at that point. Leaving
+    before the end gives ``"stopped"`` (``"interrupted"`` on KeyboardInterrupt, ``"failed"`` on
+    another exception).
+
+    A loss on an accelerator (a CUDA tensor) is read back every ``sync_every`` records, not at
+    every step, so the loop waits for the device only that often; a stop is then seen up to
+    ``sync_every - 1`` steps late (the curve still ends where the rule says, and the extra steps
+    are undone with the rest). Floats and CPU tensors are read at once. ``test.result`` is the
+    :class:`RangeTestResult` so far inside the block (``stop_reason="running"`` until the end;
+    reading it reads the losses back), and the final one after it.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, *,
+                 start_lr: float = 1e-7, end_lr: float = 10.0, num_iter: int = 100,
+                 mode: str = "exp", smooth: float = 0.98, diverge_factor: float = 4.0,
+                 grad_scaler: torch.amp.GradScaler | None = None,
+                 generators: Iterable[torch.Generator] = (), snapshot: str = "cpu",
+                 sync_every: int = 16, settings: dict | None = None):
+        optimizer_holds(model, optimizer)
+        self.start_lr, self.end_lr = _check_sweep(start_lr, end_lr, num_iter, mode, smooth,
+                                                  diverge_factor, snapshot, sync_every)
+        generators = list(generators)
+        if not all(isinstance(g, torch.Generator) for g in generators):
+            raise TypeError("generators must be torch.Generator objects (a loader's .generator)")
+        self.model, self.optimizer, self.grad_scaler = model, optimizer, grad_scaler
+        self.num_iter, self.mode, self.smooth = num_iter, mode, float(smooth)
+        self.diverge_factor, self.snapshot, self.sync_every = float(diverge_factor), snapshot, sync_every
+        self.generators, self.settings = generators, dict(settings or {})
+        self.lrs = sweep_lrs(self.start_lr, self.end_lr, num_iter, mode)
+        self.steps = 0  # records so far
+        self.stop_reason: str | None = None
+        self._running, self._final = False, None
+
+    # ---- the block ----
+
+    def __enter__(self) -> "RangeTest":
+        if self._running:
+            raise RuntimeError("this RangeTest is already running: it cannot be entered again "
+                               "inside its own with block")
+        if self._final is not None:
+            raise RuntimeError("this RangeTest has already run; build a new one for another test")
+        with _RUNNING_LOCK:
+            if self.model in _RUNNING or self.optimizer in _RUNNING:
+                raise RuntimeError("a range test is already running on this model or optimizer "
+                                   "(a RangeTest or lr_range_test inside another): each would "
+                                   "undo the other's steps when it restores")
+            _RUNNING.add(self.model)
+            _RUNNING.add(self.optimizer)
+        try:
+            self._device = next(self.model.parameters()).device
+            self._snapshot = Snapshot(self.model, self.optimizer, self.grad_scaler,
+                                      where=self.snapshot, generators=self.generators)
+            self._sweep = _LRSweep(self.optimizer, self.lrs)
+        except BaseException:
+            self._release()
+            raise
+        self._ema, self._rule = EMA(self.smooth), Divergence(self.diverge_factor)
+        self._pending: list[tuple[Any, bool]] = []  # (loss not read yet, skipped)
+        self._steps_read = 0  # steps read into the curve (skipped ones included)
+        self._lrs: list[float] = []
+        self._losses: list[float] = []
+        self._points: list[tuple[int, float, float | None]] = []  # (step, loss, accuracy)
+        self._running = True
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        try:
+            if kind is None or world_size() == 1:  # a collective only where every rank comes
+                self._read()
+            ending = ("stopped" if kind is None else
+                      "interrupted" if issubclass(kind, KeyboardInterrupt) else "failed")
+            self._final = self._result(self.stop_reason or ending)
+        finally:
+            self._running = False
+            try:
+                self.model.to(self._device)
+                self._snapshot.restore()
+            finally:
+                self._snapshot.discard()
+                self._release()
+
+    def _release(self) -> None:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(self.model)
+            _RUNNING.discard(self.optimizer)
+
+    # ---- recording ----
+
+    def record(self, loss: torch.Tensor | float, *, skipped: bool = False) -> bool:
+        """Record the loss of the step just taken and set the next LR; False once the test has
+        ended. ``skipped``: fp16's GradScaler skipped this step's update (the LR moves on, the
+        point is left out of the curve). Under ``torchrun`` every rank must call it."""
+        self._check_running("record")
+        if self.stop_reason is not None:
+            raise RuntimeError(f"RangeTest.record: the test has ended ({self.stop_reason}, "
+                               f"{len(self._losses)} points); stop the loop once record returns "
+                               f"False")
+        if isinstance(loss, torch.Tensor):
+            if loss.numel() != 1:
+                raise ValueError(f"record: loss must be one number, got a tensor of shape "
+                                 f"{tuple(loss.shape)}")
+            loss = loss.detach()
+        elif isinstance(loss, bool) or not isinstance(loss, (int, float)):
+            raise TypeError(f"record: loss must be a float or a one-element tensor, got "
+                            f"{type(loss).__name__}")
+        self.steps += 1
+        self._pending.append((loss, bool(skipped)))
+        on_device = isinstance(loss, torch.Tensor) and loss.device.type != "cpu"
+        if not on_device or len(self._pending) >= self.sync_every or self.steps == self.num_iter:
+            self._read()
+        if self.stop_reason is None and self.steps == self.num_iter:
+            self.stop_reason = "completed"
+        if self.stop_reason is None:
+            self._sweep.step()
+        return self.stop_reason is None
+
+    def record_validation(self, loss: torch.Tensor | float, accuracy: float | None = None) -> None:
+        """A validation point (Smith's test loss) at the step last recorded, averaged over the
+        ranks under ``torchrun`` (every rank must call it)."""
+        self._check_running("record_validation")
+        if self.steps == 0:
+            raise RuntimeError("record_validation: record a training loss first; a validation "
+                               "point belongs to the step last recorded")
+        values = _mean_over_ranks([loss, 0.0 if accuracy is None else accuracy])
+        self._points.append((self.steps, values[0], None if accuracy is None else values[1]))
+
+    @property
+    def result(self) -> RangeTestResult:
+        """The :class:`RangeTestResult` (so far, inside the block)."""
+        if self._final is not None:
+            return self._final
+        self._check_running("result")
+        self._read()
+        return self._result(self.stop_reason or "running")
+
+    def _check_running(self, what: str) -> None:
+        if not self._running:
+            raise RuntimeError(f"RangeTest.{what}: the test is not running; use it inside "
+                               f"`with RangeTest(...) as test:`"
+                               + (" (this one has ended)" if self._final is not None else ""))
+
+    def _read(self) -> None:
+        """Read the pending losses back (their mean over the ranks) into the curve, which ends
+        at the first non-finite or diverged point."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        for value, (_, skipped) in zip(_mean_over_ranks([loss for loss, _ in pending]), pending):
+            if self.stop_reason is not None:
+                return  # steps taken before the end was seen: left out
+            self._steps_read += 1
+            if skipped:
+                continue
+            self._lrs.append(self.lrs[self._steps_read - 1])
+            self._losses.append(value)
+            if not math.isfinite(value):
+                self.stop_reason = "non_finite"
+            elif self._rule.update(self._ema.update(value)):
+                self.stop_reason = "diverged"
+
+    def _result(self, stop_reason: str) -> RangeTestResult:
+        points = [p for p in self._points if p[0] <= self._steps_read]
+        return RangeTestResult(
+            lrs=list(self._lrs), losses=list(self._losses), stop_reason=stop_reason,
+            smooth=self.smooth, diverge_factor=self.diverge_factor, mode=self.mode,
+            start_lr=self.start_lr, end_lr=self.end_lr, num_iter=self.num_iter,
+            val_steps=[step for step, _, _ in points],
+            val_lrs=[self.lrs[step - 1] for step, _, _ in points],
+            val_losses=[loss for _, loss, _ in points],
+            val_accuracies=[accuracy for _, _, accuracy in points],
+            settings=dict(self.settings))
+
+
+class _Record(Hook):
+    """Feeds every step's loss to the :class:`RangeTest`, and ends the run when the test ends."""
+
+    def __init__(self, test: RangeTest):
+        self.test = test
+
+    def on_step_end(self, training) -> None:
+        h = training.history
+        skipped = bool(h.skipped_steps) and h.skipped_steps[-1] == h.steps_done
+        if not self.test.record(h.last_loss(), skipped=skipped) and h.stop_reason is None:
+            h.stop_reason = self.test.stop_reason
 
 
 class _ValidationPoints(Hook):
@@ -216,11 +447,9 @@ class _ValidationPoints(Hook):
     to LR 1.6 (0.1 at LR 10). Without BatchNorm a point is a plain evaluation.
     """
 
-    def __init__(self, loader, every: int, batches: int | None):
-        self.loader, self.every, self.batches = loader, every, batches
-        self.steps: list[int] = []
-        self.losses: list[float] = []
-        self.accuracies: list[float | None] = []
+    def __init__(self, test: RangeTest, loader, every: int, batches: int | None):
+        self.test, self.loader, self.every, self.batches = test, loader, every, batches
+        self.last = 0  # the step evaluated last
 
     def on_step_end(self, training) -> None:
         h = training.history
@@ -230,8 +459,7 @@ class _ValidationPoints(Hook):
     def on_finish(self, training) -> None:
         """The last step, when the run ended (not when it failed) and it was not evaluated."""
         h = training.history
-        if h.stop_reason is not None and h.steps_done and (
-                not self.steps or self.steps[-1] != h.steps_done):
+        if h.stop_reason is not None and h.steps_done and self.last != h.steps_done:
             self._point(training)
 
     def _point(self, training) -> None:
@@ -248,11 +476,11 @@ class _ValidationPoints(Hook):
                     m.reset_running_stats()
                     m.momentum = None
                     m.train()
-                with torch.no_grad(), _autocast(device, training.options.amp):
+                with torch.no_grad(), amp_autocast(device, training.options.amp):
                     for batch in batches:
                         training.batch_loss(model, batch, device)
-            result = _evaluate(model, training.batch_loss, batches, device, training.options,
-                               None)
+            result = evaluate_batches(model, training.batch_loss, batches, device,
+                                      training.options)
         finally:
             for module, mode in zip(model.modules(), modes):
                 module.training = mode
@@ -261,9 +489,8 @@ class _ValidationPoints(Hook):
                     m.momentum = momentum
                     for buffer, old in zip(m.buffers(), buffers):
                         buffer.copy_(old)
-        self.steps.append(training.history.steps_done)
-        self.losses.append(result.loss)
-        self.accuracies.append(result.accuracy)
+        self.last = training.history.steps_done
+        self.test.record_validation(result.loss, result.accuracy)
 
 
 def _loader_generator(loader) -> list[torch.Generator]:
@@ -297,20 +524,6 @@ def lr_range_test_steps(
     """:func:`lr_range_test` one optimizer step at a time: a generator that yields after every
     step and returns the :class:`RangeTestResult` (arguments as ``lr_range_test``)."""
     optimizer_holds(model, optimizer)
-    start_lr = positive_float("start_lr", start_lr)
-    end_lr = positive_float("end_lr", end_lr)
-    if end_lr <= start_lr:
-        raise ValueError(f"end_lr must be greater than start_lr, got start_lr={start_lr:g}, "
-                         f"end_lr={end_lr:g}")
-    positive_int("num_iter", num_iter)
-    if num_iter < 2:
-        raise ValueError(f"num_iter must be at least 2, got {num_iter}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if isinstance(smooth, bool) or not isinstance(smooth, (int, float)) or not 0 <= smooth < 1:
-        raise ValueError(f"smooth must be a number in [0, 1), got {smooth!r}")
-    if positive_float("diverge_factor", diverge_factor) <= 1:
-        raise ValueError(f"diverge_factor must be > 1, got {diverge_factor!r}")
     training_options = TrainingOptions.of(options)
     if val_loader is None:
         if val_every is not None:
@@ -322,62 +535,34 @@ def lr_range_test_steps(
                             f"{type(val_loader).__name__}")
         positive_int("val_every", val_every, allow_none=True)
         positive_int("val_batches", val_batches, allow_none=True)
-        val_every = val_every or max(1, num_iter // 10)
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable")
-    if snapshot not in ("cpu", "disk"):
-        raise ValueError(f"snapshot must be 'cpu' or 'disk', got {snapshot!r}")
-
-    lrs = sweep_lrs(start_lr, end_lr, num_iter, mode)
-    stop = _Stop(stop_event)
-    common = dict(smooth=float(smooth), diverge_factor=float(diverge_factor), mode=mode,
-                  start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
-                  settings=dict(settings or {}))
-    points = (_ValidationPoints(val_loader, val_every, val_batches)
-              if val_loader is not None else None)
-
-    def result_of(history: History, stop_reason: str) -> RangeTestResult:
-        lr_at, skipped = history.lr, set(history.skipped_steps)
-        kept = [i for i, step in enumerate(history.step) if step not in skipped]
-        losses = history.train_loss
-        steps = list(points.steps) if points is not None else []
-        return RangeTestResult(
-            lrs=[lr_at[i] for i in kept], losses=[losses[i] for i in kept],
-            stop_reason=stop_reason,
-            val_steps=steps, val_lrs=[lr_at[s - 1] for s in steps],
-            val_losses=list(points.losses) if points is not None else [],
-            val_accuracies=list(points.accuracies) if points is not None else [],
-            **common)
-
-    watch = _DivergenceWatch(smooth, diverge_factor)
-
-    def on_step(history: History) -> None:
-        if watch.diverged(history.train_loss):
-            stop.diverged = True
-        if callback is not None:
-            callback(result_of(history, "running"))
-
-    original_device = next(model.parameters()).device
-    saved = Snapshot(model, optimizer, training_options.grad_scaler, where=snapshot,
-                     generators=_loader_generator(train_loader))
-    try:
-        history = yield from steps_of(Training(
-            model, optimizer, criterion, train_loader, steps=num_iter,
-            schedulers=[_LRSweep(optimizer, lrs)], hooks=[points] if points is not None else (),
-            callback=on_step, stop_event=stop, seed=seed, progress_bar=progress_bar,
-            **{**options, "sync_every": 1}))
-    finally:
-        model.to(original_device)
-        saved.restore()
-        saved.discard()
-    reason = history.stop_reason
-    if stop.diverged and reason != "non_finite":
-        reason = "diverged"
-    return result_of(history, reason)
+    # validation points and the callback read every step's loss; otherwise options' sync_every
+    reads_each_step = val_loader is not None or callback is not None
+    test = RangeTest(model, optimizer, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
+                     mode=mode, smooth=smooth, diverge_factor=diverge_factor,
+                     grad_scaler=training_options.grad_scaler,
+                     generators=_loader_generator(train_loader), snapshot=snapshot,
+                     sync_every=1 if reads_each_step else training_options.sync_every,
+                     settings=settings)
+    hooks = [_Record(test)]
+    if val_loader is not None:
+        hooks.append(_ValidationPoints(test, val_loader, val_every or max(1, num_iter // 10),
+                                       val_batches))
+    training = Training(
+        model, optimizer, criterion, train_loader, steps=num_iter, hooks=hooks,
+        callback=None if callback is None else lambda _: callback(test.result),
+        stop_event=stop_event, stop_on_non_finite=False,  # the test decides, the same on every rank
+        seed=seed, progress_bar=progress_bar, **options)
+    with test:
+        yield from steps_of(training)
+    return test.result
 
 
 def lr_range_test(model, optimizer, criterion, train_loader, **kwargs) -> RangeTestResult:
-    """Run an LR range test and return its :class:`RangeTestResult`.
+    """Run an LR range test and return its :class:`RangeTestResult`: a :class:`RangeTest`
+    around the one training loop (:class:`~disciplined_widgets.train.Training`), so under
+    ``torchrun`` it runs on every rank and returns the same result there (module docstring).
 
     The loader is cycled when it is shorter than ``num_iter``. The test stops early when the
     smoothed loss diverges (``"diverged"``: with the default ``diverge_factor=4`` once it has

@@ -13,6 +13,12 @@ Each epoch is one ``for batch in train_loader`` pass, exhausted as a plain loop 
 shuffled ``DataLoader`` draws the same batches as the user's own loop. Losses stay on the device
 and are read back in chunks of ``sync_every`` steps, so the loop does not wait for the device
 after every step.
+
+Under ``torchrun`` (``torch.distributed`` initialised, a ``DistributedDataParallel`` model, a
+``DistributedSampler``) every rank runs the same loop: the sampler's ``set_epoch(epoch)`` is
+called at the start of every epoch (a new shuffle each epoch, the same on every rank), and
+evaluation sums losses, correct predictions and samples over the ranks before dividing, so
+every rank gets the mean over all the ranks' validation samples.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Generator, Iterable, NamedTuple, Protocol, TypeVar
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from .batch import Unpack, unpack_batch
@@ -93,6 +100,10 @@ class History:
         elif self._pending:
             self._train_loss += torch.stack(self._pending).float().tolist()
             self._pending.clear()
+
+    def last_loss(self) -> torch.Tensor | float:
+        """The last step's loss without reading it back: a device tensor until the next sync."""
+        return self._pending[-1] if self._pending else self._train_loss[-1]
 
     @property
     def steps_done(self) -> int:
@@ -205,14 +216,33 @@ class Evaluation(NamedTuple):
     metrics: dict[str, float]
 
 
-def _autocast(device: torch.device, amp: str | None):
+def amp_autocast(device: torch.device, amp: str | None):
+    """``torch.autocast`` for ``amp`` (``"bf16"``, ``"fp16"``) on ``device``; nothing for None."""
     if amp is None:
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
 
 
-def _evaluate(model: nn.Module, batch_loss: BatchLoss, loader: Iterable, device: torch.device,
-              options: TrainingOptions, max_batches: int | None) -> Evaluation:
+def world_size() -> int:
+    """The number of ranks under ``torch.distributed`` (1 when it is not initialised)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def sum_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` summed over the ranks (``all_reduce``, in place); itself on one process."""
+    if world_size() > 1:
+        dist.all_reduce(tensor)
+    return tensor
+
+
+def evaluate_batches(model: nn.Module, batch_loss: BatchLoss, loader: Iterable,
+                     device: torch.device, options: TrainingOptions,
+                     max_batches: int | None = None, across_ranks: bool = True) -> Evaluation:
+    """:class:`Evaluation` of ``loader`` (its first ``max_batches``) through ``batch_loss``:
+    ``sum(loss_b * n_b) / sum(n_b)`` over the batches ``b`` of ``n_b`` samples, the same for the
+    accuracy and the metrics. With ``across_ranks`` under ``torch.distributed`` the sums are
+    taken over every rank's batches (every rank must call it). In eval mode, without gradients,
+    under ``options.amp``; the model's mode is put back."""
     metrics = dict(options.metrics or {})
     was_training = model.training
     model.eval()
@@ -221,7 +251,7 @@ def _evaluate(model: nn.Module, batch_loss: BatchLoss, loader: Iterable, device:
     sums = {name: torch.zeros((), device=device) for name in metrics}
     count, classified = 0, True
     try:
-        with torch.no_grad(), _autocast(device, options.amp):
+        with torch.no_grad(), amp_autocast(device, options.amp):
             for batch in itertools.islice(iterate(loader), max_batches):
                 done = batch_loss(model, batch, device)
                 loss_sum += done.loss.float() * done.samples
@@ -235,22 +265,30 @@ def _evaluate(model: nn.Module, batch_loss: BatchLoss, loader: Iterable, device:
                                                   device=device).float() * done.samples
     finally:
         model.train(was_training)
+    totals = torch.stack([loss_sum.double(), correct.double(),
+                          torch.tensor(float(count), device=device, dtype=torch.float64),
+                          *(total.double() for total in sums.values())])
+    if across_ranks:
+        sum_over_ranks(totals)
+    loss_total, right, count, *rest = totals.tolist()
     if count == 0:
         raise ValueError("evaluate: the loader gave no batches")
-    return Evaluation(loss_sum.item() / count, correct.item() / count if classified else None,
-                      {name: total.item() / count for name, total in sums.items()})
+    return Evaluation(loss_total / count, right / count if classified else None,
+                      {name: total / count for name, total in zip(sums, rest)})
 
 
 def evaluate(model: nn.Module, criterion: Callable | None, loader: Iterable, *,
-             max_batches: int | None = None, **options) -> Evaluation:
+             max_batches: int | None = None, across_ranks: bool = True, **options) -> Evaluation:
     """Mean loss over the samples of ``loader`` (or its first ``max_batches`` batches), the
     accuracy where outputs and targets are classification-shaped, and ``metrics``. Keyword
-    options as :class:`TrainingOptions`. Leaves the model's train/eval mode as it was."""
+    options as :class:`TrainingOptions`. Leaves the model's train/eval mode as it was. Under
+    ``torch.distributed`` the means are over every rank's samples (see
+    :func:`evaluate_batches`); ``across_ranks=False`` evaluates this rank's alone."""
     opts = TrainingOptions.of(options)
     positive_int("max_batches", max_batches, allow_none=True)
     batch_loss = BatchLoss(criterion, loss_fn=opts.loss_fn, unpack=opts.unpack)
     device = resolve_device(opts.device) if opts.device is not None else next(model.parameters()).device
-    return _evaluate(model, batch_loss, loader, device, opts, max_batches)
+    return evaluate_batches(model, batch_loss, loader, device, opts, max_batches, across_ranks)
 
 
 def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
@@ -320,6 +358,17 @@ class _BatchSizes(Hook):
 
     def on_epoch_start(self, training):
         training.train_loader.batch_size = self.schedule(training.epoch)
+
+
+class _SamplerEpochs(Hook):
+    """``sampler.set_epoch(epoch)`` at the start of each epoch: a ``DistributedSampler``
+    shuffles with ``seed + epoch``, so without it every epoch repeats the first one's order."""
+
+    def __init__(self, sampler):
+        self.sampler = sampler
+
+    def on_epoch_start(self, training):
+        self.sampler.set_epoch(training.epoch)
 
 
 class _Callback(Hook):
@@ -508,7 +557,9 @@ class Training:
                     f"total_steps={self.history.total_steps} or pass steps={length}")
         if batch_size_schedule is not None and not hasattr(batch_size_schedule, "on_epoch_start"):
             batch_size_schedule = _BatchSizes(batch_size_schedule)
-        self.hooks = [*([_Schedulers(schedulers)] if schedulers else []),
+        sampler = getattr(train_loader, "sampler", None)
+        self.hooks = [*([_SamplerEpochs(sampler)] if callable(getattr(sampler, "set_epoch", None)) else []),
+                      *([_Schedulers(schedulers)] if schedulers else []),
                       *([batch_size_schedule] if batch_size_schedule else []),
                       *hooks, *([_ProgressBar(self.history.total_steps)] if progress_bar else []),
                       *([_Callback(callback)] if callback is not None else [])]
@@ -586,7 +637,7 @@ class Training:
         self.scaler = self.options.grad_scaler if self.options.grad_scaler is not None else (
             torch.amp.GradScaler(self.device.type) if self.options.amp == "fp16" else None)
         self._params = [p for group in self.optimizer.param_groups for p in group["params"]]
-        self._autocast = (_autocast(self.device, self.options.amp)  # reused for every batch
+        self._autocast = (amp_autocast(self.device, self.options.amp)  # reused for every batch
                           if self.options.amp is not None else None)
         self._start_time = time.perf_counter()
 
@@ -735,8 +786,8 @@ class Training:
         return bool(h.eval_step) and h.eval_step[-1] == h.steps_done
 
     def _evaluate(self, epoch: float) -> None:
-        result = _evaluate(self.model, self.batch_loss, self.val_loader, self.device, self.options,
-                           self.eval_batches)
+        result = evaluate_batches(self.model, self.batch_loss, self.val_loader, self.device,
+                                  self.options, self.eval_batches)
         h = self.history
         h.eval_step.append(h.steps_done)
         h.eval_epoch.append(epoch)
