@@ -19,6 +19,29 @@ def positive_int(name: str, value, *, allow_none: bool = False) -> None:
         raise ValueError(f"{name} must be positive, got {value}")
 
 
+def an_int(name: str, value) -> int:
+    """``value`` must be an int (not a bool), such as a seed; returns it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
+    return value
+
+
+def finite_float(name: str, value) -> float:
+    """``value`` must be a finite number; returns it as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} ({value!r})")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def dict_or_none(name: str, value) -> dict:
+    """``value`` must be a dict (of keyword arguments, say) or None; returns a copy ({})."""
+    if value is not None and not isinstance(value, dict):
+        raise TypeError(f"{name} must be a dict or None, got {type(value).__name__} ({value!r})")
+    return dict(value or {})
+
+
 def positive_float(name: str, value) -> float:
     """``value`` must be a finite number > 0; returns it as a float."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .checks import flag, path_or_none
+from .checks import an_int, flag, path_or_none
 
 DEFAULT_ROOT_ENV = "DISCIPLINED_WIDGETS_DATA"
 
@@ -96,9 +96,14 @@ def _mnist1d(seed: int, **options) -> tuple:
     return (*tensors, [str(i) for i in range(10)])
 
 
-def _digits(seed: int, val_fraction: float = 0.2) -> tuple:
+def _digits(seed: int, **options) -> tuple:
     from sklearn.datasets import load_digits
 
+    unknown = sorted(set(options) - {"val_fraction"})
+    if unknown:
+        raise TypeError(f"load_dataset('digits'): unknown options {unknown}; known: "
+                        f"['val_fraction']")
+    val_fraction = options.get("val_fraction", 0.2)
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     digits = load_digits()
@@ -223,8 +228,7 @@ def load_dataset(
         raise ValueError(f"name must be one of {NAMES}, got {name!r}")
     path_or_none("root", root)
     flag("download", download)
-    if not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    an_int("seed", seed)
     if name == "mnist1d":
         parts = _mnist1d(seed, **options)
     elif name == "digits":

@@ -46,7 +46,8 @@ from optuna.trial import TrialState
 from torch import nn
 
 from . import models
-from .checks import existing_device, positive_float, positive_int
+from .checks import (an_int, dict_or_none, existing_device, finite_float, positive_float,
+                     positive_int)
 from .data import NAMES as DATA_NAMES
 from .data import Dataset, load_dataset
 from .loader import TensorLoader
@@ -79,20 +80,23 @@ def log_range(low: float, high: float) -> FloatDistribution:
 
 def linear_range(low: float, high: float) -> FloatDistribution:
     """Values drawn uniformly from ``[low, high]`` (momentum)."""
+    low, high = finite_float("low", low), finite_float("high", high)
+    if high < low:
+        raise ValueError(f"linear_range needs low <= high, got {low:g} and {high:g}")
     return FloatDistribution(low, high)
 
 
 # --- storage -------------------------------------------------------------------------------
 
-USER_PASSWORD = re.compile(r"^([\w+.-]+:/*[^:/?#@]*):.*@")  # scheme:[//]user:PASSWORD@...
+USER_PASSWORD = re.compile(r"^((?:[\w+.-]+:/*)?[^:/?#@]*):.*@")  # [scheme:[//]]user:PASSWORD@
 SECRET_PARAMETER = re.compile(
     r"(?i)([?&;](?:password|passwd|pwd|pass|secret|token|api_?key|sslpassword|sslkey)=)[^&;#]*")
 
 
 def masked(url: str | None) -> str:
     """``url`` with every secret replaced by ``***``: the password of the user information
-    (up to the last ``@``, so malformed URLs such as ``scheme:/user:secret@host`` are covered
-    too) and the values of query parameters such as ``password=``, ``token=`` or ``sslkey=``."""
+    (up to the last ``@``, so malformed URLs such as ``scheme:/user:secret@host`` or
+    ``user:secret@host`` without a scheme are covered too) and the values of query parameters such as ``password=``, ``token=`` or ``sslkey=``."""
     if url is None:
         return "in memory"
     return SECRET_PARAMETER.sub(r"\1***", USER_PASSWORD.sub(r"\1:***@", url))
@@ -130,7 +134,7 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
         return optuna.storages.JournalStorage(backend)
     if "://" not in url:
         raise ValueError(f"storage must be a URL such as 'sqlite:///search.db' or "
-                         f"'journal:search.log', got {url!r}")
+                         f"'journal:search.log', got {masked(url)!r}")
     engine_kwargs = {"connect_args": {"connect_timeout": 10}} if url.startswith("postgres") else {}
     try:
         storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
@@ -312,7 +316,12 @@ class Search:
         if not isinstance(space, dict) or not space:
             raise ValueError(f"space must be a non-empty dict of hyper-parameters, got {space!r}")
         space = {name: _distribution(name, values) for name, values in space.items()}
-        fixed = dict(fixed or {})
+        fixed = dict_or_none("fixed", fixed)
+        model_kwargs = dict_or_none("model_kwargs", model_kwargs)
+        data_kwargs = dict_or_none("data_kwargs", data_kwargs)
+        an_int("seed", seed)
+        if study is not None and not isinstance(study, str):
+            raise TypeError(f"study must be a name (str) or None, got {study!r}")
         clash = sorted(set(fixed) & set(space))
         if clash:
             raise ValueError(f"{clash} are both searched and fixed")
@@ -349,8 +358,8 @@ class Search:
                              f"function, got {data!r}")
         self._model, self._data = model, data
         self.task = {
-            "model": model_ref, "model_kwargs": dict(model_kwargs or {}),
-            "data": data_ref, "data_kwargs": dict(data_kwargs or {}),
+            "model": model_ref, "model_kwargs": model_kwargs,
+            "data": data_ref, "data_kwargs": data_kwargs,
             "space": _space_to_json(space), "fixed": fixed, "sampler": sampler,
             "n_trials": n_trials, "steps": steps, "epochs": epochs, "metric": metric,
             "seed": seed, **refs, "local": self._local, "options": dict(options),
@@ -371,6 +380,8 @@ class Search:
     @classmethod
     def join(cls, study: str, storage: str | None = None, **options) -> "Search":
         """Open the existing ``study`` in ``storage`` with the task it stores."""
+        if not isinstance(study, str):
+            raise TypeError(f"study must be a study's name (str), got {study!r}")
         url = storage if storage is not None else os.environ.get(STORAGE_ENV)
         backend = open_storage(url)
         try:
@@ -740,6 +751,7 @@ class Search:
 
     def plot_curves(self, top: int = 5):
         """Validation curves of the ``top`` best trials."""
+        positive_int("top", top)
         from .plots import plot_search_curves
         return plot_search_curves(self, top)
 

@@ -7,7 +7,7 @@ import threading
 
 import ipywidgets as widgets
 
-from ..checks import positive_float
+from ..checks import flag, positive_float
 from ..plots import plot_search
 from ..search import Search, masked
 from .compat import tooltip
@@ -28,12 +28,18 @@ class SearchWidget(Runner):
     ``widget.search.table()``.
     """
 
+    _follower: threading.Thread | None = None  # the thread that re-reads the study
+
     def __init__(self, search: Search, *, trials: int = 0, refresh_every: float = 5.0,
                  follow: bool = False):
         if not isinstance(search, Search):
             raise TypeError(f"search must be a Search, got {type(search).__name__}")
+        if isinstance(trials, bool) or not isinstance(trials, int) or trials < 0:
+            raise ValueError(f"trials must be an int >= 0 (0: until the study is done), got "
+                             f"{trials!r}")
         self.search = search
         self.refresh_every = positive_float("refresh_every", refresh_every)
+        flag("follow", follow)
         self.trials = tooltip(widgets.BoundedIntText(trials, min=0, max=100_000, style=WIDE,
                                                      description="trials to run"),
                               "0: until the study is done")
@@ -45,8 +51,6 @@ class SearchWidget(Runner):
         self.plot = LivePlot(lambda _: plot_search(self.search), max_fps=1.0)
         self._seen = None
         self._refreshing = threading.Lock()
-        self._follower: threading.Thread | None = None
-        self._unfollow = threading.Event()
         self.refresh_button.on_click(lambda _: self._refresh_or_show(force=True))
         self.follow.observe(lambda change: self._set_following(change["new"]), "value")
         header = widgets.HBox([self.trials, self.follow, self.refresh_button])
@@ -101,9 +105,10 @@ class SearchWidget(Runner):
         return True
 
     def _set_following(self, on: bool) -> None:
-        self._unfollow.set()
-        if self._follower not in (None, threading.current_thread()):
-            self._follower.join()
+        if self._follower is not None:
+            self._unfollow.set()
+            if self._follower is not threading.current_thread():
+                self._follower.join()
         if not on:
             return
         self._unfollow = threading.Event()
