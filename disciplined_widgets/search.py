@@ -12,7 +12,13 @@ Grid and random searches put all their trials in the study's queue when it is cr
 queued trials one at a time (an atomic state change in the storage), so no trial runs twice
 and none is lost; TPE asks the sampler for each new trial (Bergstra et al. 2011). A running
 trial writes a heartbeat; a trial whose worker died is marked failed after ``grace_period``
-seconds without one, and its hyper-parameters go back into the queue.
+seconds without one, and its hyper-parameters go back into the queue. (Optuna's own heartbeat,
+``RDBStorage(heartbeat_interval=...)`` with ``fail_stale_trials``, works for database storages
+only, in whole seconds, and never fails a trial whose worker died before its first beat; this
+one is a trial system attribute, the same for every storage.) A trial whose training raises is
+marked failed with its error and not run again. Creating a study stores its task, queues its
+planned trials, then marks it queued; a study opened without that mark (its creation was
+interrupted) gets the missing trials queued.
 
 Storage: None is in memory (or ``$DISCIPLINED_WIDGETS_STORAGE`` when set); ``"journal:PATH"``
 or a path ending in ``.log`` is an Optuna journal file (local or shared disk); any other URL
