@@ -17,6 +17,13 @@ def _axes(ax, size=(6.4, 4.0)):
     return figure, figure.add_subplot()
 
 
+def _legend_beside(ax, **kwargs) -> None:
+    """The axes' legend to the right of it, off the data (constrained layout makes room)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0,
+                  fontsize="small", **kwargs)
+
+
 def _at(lrs, values, lr: float, log: bool) -> float:
     """``values`` at ``lr`` on the curve ``(lrs, values)``, interpolated linearly in log10 LR
     (``log``) or in LR; ``lr`` must lie within ``lrs`` (increasing)."""
@@ -91,7 +98,7 @@ def plot_range_test(result, ax=None, *, show_raw: bool = True, bounds=None, colo
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss")
     ax.set_title(f"LR range test ({result.stop_reason}, {len(result.lrs)} of {result.num_iter} steps)")
-    ax.legend(fontsize="small")
+    _legend_beside(ax)
     return figure
 
 
@@ -112,7 +119,7 @@ def plot_range_tests(collection, ax=None) -> Figure:
     ax.set_xscale("log")
     ax.set(xlabel="learning rate", ylabel="loss (smoothed)",
            title=f"LR range tests by {collection.parameter.replace('_', ' ')}")
-    ax.legend(fontsize="small")
+    _legend_beside(ax)
     return figure
 
 
@@ -137,7 +144,8 @@ def plot_schedule(preview, ax=None) -> Figure:
         handles += third.plot(preview.step, preview.batch_size, color="tab:blue", ls=":",
                               label="batch size")
         third.set_ylabel("batch size")
-    ax.legend(handles=handles, labels=[h.get_label() for h in handles], fontsize="small")
+    ax.legend(handles=handles, labels=[h.get_label() for h in handles], fontsize="small",
+              loc="upper center", bbox_to_anchor=(0.5, -0.15), ncols=len(handles))  # off the data
     return figure
 
 
@@ -176,9 +184,10 @@ def plot_history(history, axes=None, *, earlier=(), x: str = "epoch", labels=Non
     ``labels`` (their settings; else "earlier 1", ...); a run in progress shows its whole
     planned x range, and ``plan`` (a :class:`~disciplined_widgets.SchedulePreview`) the LR and
     momentum it is to follow. The legend sits below the panels, off the data."""
-    if axes is None:
-        figure = Figure(figsize=(12, 3.6), layout="constrained")
-        axes = figure.subplots(1, 3)
+    if axes is None:  # two rows: legible when a laptop's notebook column scales it down
+        figure = Figure(figsize=(8, 5.8), layout="constrained")
+        mosaic = figure.subplot_mosaic([["loss", "loss"], ["accuracy", "lr"]])
+        axes = [mosaic["loss"], mosaic["accuracy"], mosaic["lr"]]
     figure = axes[0].figure
     ax_loss, ax_acc, ax_lr = axes
     x_eval, xlabel = X_FIELDS[x]
@@ -239,9 +248,9 @@ def _plot_lr_and_momentum(ax, history, x: str, xlabel: str, plan) -> None:
 def plot_comparison(comparison, x: str = "epoch", axes=None) -> Figure:
     """Validation loss and accuracy of every run of a comparison against epochs, parameter
     updates or wall time (``x`` = ``"epoch"``, ``"step"`` or ``"time"``)."""
-    if axes is None:
-        figure = Figure(figsize=(11, 3.6), layout="constrained")
-        axes = figure.subplots(1, 2)
+    if axes is None:  # stacked: legible when a laptop's notebook column scales it down
+        figure = Figure(figsize=(6.8, 5.8), layout="constrained")
+        axes = figure.subplots(2, 1, sharex=True)
     figure = axes[0].figure
     field, xlabel = X_FIELDS[x]
     for index, (label, history) in enumerate(zip(comparison.labels, comparison.histories)):
@@ -256,11 +265,12 @@ def plot_comparison(comparison, x: str = "epoch", axes=None) -> Figure:
         for ax in axes:
             ax.set_xlim(0, max(reach))
     name = comparison.parameter.replace("_", " ")
-    axes[0].set(xlabel=xlabel, ylabel="validation loss", title=f"Validation loss by {name}")
+    axes[0].set(ylabel="validation loss", title=f"Validation loss by {name}")
     axes[1].set(xlabel=xlabel, ylabel="validation accuracy", title=f"Validation accuracy by {name}")
-    for ax in axes:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="small")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5),
+                      fontsize="small")
     return figure
 
 

@@ -7,7 +7,7 @@ import torch
 import traitlets
 from torch import nn
 
-from disciplined_widgets import TensorLoader
+from disciplined_widgets import TensorLoader, fit
 from disciplined_widgets.models import SmallCNN
 from disciplined_widgets.widgets import (CompareWidget, LivePlot, LogRangeSlider, RangeTestWidget,
                                          ScheduleWidget, TrainWidget)
@@ -158,7 +158,12 @@ def test_schedule_widget_previews_follows_and_builds_what_fit_uses(setup):
     schedule.policy.value = "CLR"
     assert "steps" in schedule.message.value
     schedule.policy.value = "constant"
-    assert schedule.schedulers(optimizer) == [] and optimizer.param_groups[0]["lr"] == 0.3
+    assert schedule.div.disabled and schedule.clr_mode.disabled and schedule.momentum.disabled
+    constant, = schedule.schedulers(optimizer)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.3)
+    optimizer.step()
+    constant.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.3)  # held there, a scheduler
     optimizer.param_groups[0]["lr"] = 0.05
     schedule.policy.value = "1cycle"
     ranges = RangeTestWidget(model, optimizer, criterion, train, num_iter=60)
@@ -167,7 +172,10 @@ def test_schedule_widget_previews_follows_and_builds_what_fit_uses(setup):
     low, high = ranges.selected_bounds
     assert schedule.max_lr.value == pytest.approx(high, rel=0.15)  # the slider's own steps
     schedule.milestones.value = "oops"
-    assert "expected epochs such as '30, 60'" in schedule.message.value
+    assert "expected whole epochs such as '30, 60'" in schedule.message.value
+    assert schedule.milestones.layout.border  # the offending field is marked
+    schedule.milestones.value = "1"
+    assert not schedule.milestones.layout.border and "steps" in schedule.message.value
 
 
 # ---- TrainWidget ----
@@ -395,8 +403,12 @@ def test_compare_widget_shows_curves_and_progress_during_its_first_run(setup):
     assert drawn[-1] == [3, 3]
 
 
-def test_schedule_widget_says_what_the_constant_policy_does(setup):
+def test_schedule_widget_constant_policy_is_a_scheduler_that_fit_follows(setup):
     model, optimizer, criterion, train, val = setup
-    schedule = ScheduleWidget(train, epochs=2, max_lr=0.3, policy="constant")
+    schedule = ScheduleWidget(train, epochs=1, max_lr=0.3, policy="constant")
     assert "constant LR of 0.3" in schedule.message.value
-    assert "sets every param group's LR" in schedule.message.value
+    assert optimizer.param_groups[0]["lr"] == 0.05  # the preview leaves the optimizer alone
+    history = fit(model, optimizer, criterion, train, epochs=1,
+                  schedulers=schedule.schedulers(optimizer))
+    assert history.lr == pytest.approx([0.3] * len(train))
+    assert schedule.describe() == "constant LR 0.3, 1 epoch"

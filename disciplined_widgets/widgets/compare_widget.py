@@ -12,6 +12,8 @@ from ..comparisons import Comparison, compare_steps, describe
 from ..plots import plot_comparison
 from ..schedules import BatchSizeSchedule
 from ..train import History
+from .compat import tooltip
+from .controls import auto, control, wrapping_row
 from .live_plot import LivePlot
 from .runner import Runner
 
@@ -21,7 +23,6 @@ EXAMPLES = {
     "weight_decay": "1e-3, 1e-4, 1e-5, 0",
     "schedule": "LR decay, batch growth, hybrid",
 }
-WIDE = {"description_width": "110px"}
 
 
 class CompareWidget(Runner):
@@ -39,47 +40,73 @@ class CompareWidget(Runner):
         self._data = (model, optimizer, criterion, train_loader, val_loader)
         self.fit_options = fit_options
         self.comparison: Comparison | None = None
-        self.parameter = widgets.Dropdown(options=list(EXAMPLES), value=parameter,
-                                          description="compare", style=WIDE)
-        self.values = widgets.Text(values or EXAMPLES[parameter], description="values",
-                                   style=WIDE, layout=widgets.Layout(width="380px"))
-        self.epochs = widgets.BoundedIntText(epochs, min=1, max=10_000, description="epochs",
-                                             style=WIDE)
-        self.use_one_cycle = widgets.Checkbox(max_lr is not None, description="1cycle up to")
-        self.max_lr = widgets.FloatLogSlider(max_lr or 0.1, min=-5, max=1, step=0.05,
-                                             description="max LR", style=WIDE)
-        self.milestones = widgets.Text(milestones, description="milestones", style=WIDE)
-        self.factor = widgets.BoundedFloatText(factor, min=1.01, max=100, description="factor",
-                                               style=WIDE)
-        self.x_axis = widgets.ToggleButtons(options=["epoch", "step", "time"], value="epoch",
-                                            description="x axis", style={"button_width": "64px"},
-                                            layout=widgets.Layout(width="auto", flex="0 0 auto"))
+        self.parameter = control(widgets.Dropdown(
+            options=list(EXAMPLES), value=parameter, description="compare"),
+            "the hyper-parameter whose values are compared")
+        self.values = control(widgets.Text(values or EXAMPLES[parameter], description="values"),
+                              "comma-separated values, one short training each")
+        self.epochs = control(widgets.IntText(epochs, description="epochs"),
+                              "epochs of each training")
+        self.use_one_cycle = tooltip(widgets.Checkbox(
+            max_lr is not None, description="1cycle up to max LR", indent=False, layout=auto()),
+            "train each value with 1cycle up to the max LR; unticked: the optimizer's LR")
+        self.max_lr = control(widgets.FloatLogSlider(
+            max_lr or 0.1, min=-5, max=1, step=0.05, description="max LR",
+            disabled=max_lr is None), "the 1cycle's highest LR")
+        self.milestones = control(widgets.Text(milestones, description="milestones (epochs)"),
+                                  "schedule comparison: the epochs at which LR or batch change")
+        self.factor = control(widgets.FloatText(factor, description="factor"),
+                              "schedule comparison: the LR is divided or the batch multiplied by this")
+        self.x_axis = control(widgets.ToggleButtons(
+            options=["epoch", "step", "time"], value="epoch", description="x axis",
+            style={"button_width": "64px"}), "what the curves are drawn against")
         self.table = widgets.HTML()
         self._live: list[History] = []
         self._values_in_progress: list = []
         self.plot = LivePlot(self._draw)
         self.parameter.observe(lambda c: setattr(self.values, "value", EXAMPLES[c["new"]]), "value")
+        self.use_one_cycle.observe(lambda c: setattr(self.max_lr, "disabled", not c["new"]), "value")
         self.x_axis.observe(lambda _: self.plot.redraw(), "value")  # nothing drawn yet: nothing
-        controls = widgets.VBox([
-            widgets.HBox([self.parameter, self.values, self.epochs]),
-            widgets.HBox([self.use_one_cycle, self.max_lr, self.milestones, self.factor]),
-            self.x_axis,
-        ])
+        for field in (self.parameter, self.values, self.epochs, self.milestones, self.factor):
+            field.observe(lambda _: self._check_fields(), "value")
+        controls = wrapping_row([self.parameter, self.values, self.epochs, self.use_one_cycle,
+                                 self.max_lr, self.milestones, self.factor, self.x_axis])
         super().__init__([controls, self.plot.image, self.table])
+        self._check_fields()
+
+    def _check_fields(self) -> None:
+        """Each field's value checked as it changes (the Run button waits for valid ones)."""
+        schedules = self.parameter.value == "schedule"
+        self.milestones.disabled = self.factor.disabled = not schedules
+        self.check(self.epochs, None if self.epochs.value >= 1 else
+                   f"at least 1, got {self.epochs.value}")
+        self.check(self.factor, None if not schedules or self.factor.value > 1 else
+                   f"a number above 1, got {self.factor.value:g}")
+        self.check(self.milestones, _problem(lambda: self._milestones()) if schedules else None)
+        self.check(self.values, _problem(self.parsed_values))
+
+    def _milestones(self) -> tuple[int, ...]:
+        parts = [part.strip() for part in self.milestones.value.split(",") if part.strip()]
+        bad = [part for part in parts if not part.isdigit()]
+        if bad or not parts:
+            raise ValueError(f"whole epochs such as '2, 4', got {self.milestones.value!r}")
+        return tuple(int(part) for part in parts)
 
     def parsed_values(self) -> list:
-        """The typed values as the core wants them."""
+        """The typed values as the core wants them; a ValueError in the widget's words."""
         parts = [p.strip() for p in self.values.value.split(",") if p.strip()]
+        if not parts:
+            raise ValueError("type at least one value, separated by commas")
         parameter = self.parameter.value
-        if parameter == "batch_size":
-            return [int(p) for p in parts]
-        if parameter == "momentum":
-            return [p if p == "cyclical" else float(p) for p in parts]
-        if parameter == "weight_decay":
-            return [float(p) for p in parts]
+        if parameter == "schedule":
+            return self._schedules(parts)
+        parse = {"batch_size": _whole_number, "weight_decay": _number,
+                 "momentum": lambda p: p if p == "cyclical" else _number(p)}[parameter]
+        return [parse(part) for part in parts]
+
+    def _schedules(self, parts: list[str]) -> list:
         batch = self._data[3].batch_size
-        milestones = tuple(int(m) for m in self.milestones.value.split(",") if m.strip())
-        factor = self.factor.value
+        milestones, factor = self._milestones(), self.factor.value
         kinds = {"LR decay": batch, "batch growth": None, "hybrid": round(batch * factor),
                  "constant": "constant"}
         unknown = [p for p in parts if p not in kinds]
@@ -133,6 +160,28 @@ class CompareWidget(Runner):
 
     def _result(self) -> Comparison:
         return self.comparison
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+
+
+def _whole_number(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _problem(parse) -> str | None:
+    """What is wrong with a field, in its words: the ValueError that parsing it raises."""
+    try:
+        parse()
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def _html_table(rows: list[dict]) -> str:

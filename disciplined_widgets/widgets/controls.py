@@ -1,4 +1,9 @@
-"""Controls that ipywidgets lacks: a range slider on a log scale for learning-rate bounds."""
+"""Layouts the widgets share, input checks in the widgets' words, and a control ipywidgets
+lacks: a range slider on a log scale for learning-rate bounds.
+
+Widths: every control is at most ``CONTROL_WIDTH`` wide with its label in a label column of
+``LABEL_WIDTH`` (the slider's track gets the rest, at least about 150 px), and rows wrap, so
+the widgets stay usable in a 1024 px window."""
 
 from __future__ import annotations
 
@@ -7,9 +12,42 @@ import math
 import ipywidgets as widgets
 import traitlets
 
+from .compat import tooltip
+
+
+CONTROL_WIDTH = "400px"
+LABEL_WIDTH = "150px"
+INVALID = "2px solid #c62828"
+
 
 def format_lr(lr: float) -> str:
     return f"{lr:.3g}"
+
+
+def control(widget, hint: str):
+    """``widget`` at the shared width, its label in the label column, ``hint`` on hover."""
+    widget.layout.width = CONTROL_WIDTH
+    widget.layout.max_width = "100%"
+    widget.style.description_width = LABEL_WIDTH
+    if isinstance(widget, widgets.ToggleButtons):
+        widget.layout.display = "flex"  # its label beside the buttons, as other controls'
+    return tooltip(widget, hint)
+
+
+def auto() -> widgets.Layout:
+    """As wide as the content (a checkbox's whole description shows)."""
+    return widgets.Layout(width="auto")
+
+
+def wrapping_row(children) -> widgets.HBox:
+    """A row of controls that wraps onto the next line in a narrow window."""
+    return widgets.HBox(list(children), layout=widgets.Layout(flex_flow="row wrap",
+                                                              align_items="center"))
+
+
+def mark(widget, problem: str | None) -> None:
+    """Outline ``widget`` in red while its value has a ``problem`` (None: clear)."""
+    widget.layout.border = INVALID if problem else ""
 
 
 class LogRangeSlider(widgets.HBox):

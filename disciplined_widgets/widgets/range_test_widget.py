@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import math
 import threading
 
 import ipywidgets as widgets
@@ -10,14 +11,14 @@ import ipywidgets as widgets
 from ..diagnose import RangeTestReading, read_range_test
 from ..plots import plot_range_test
 from ..range_test import RangeTestResult, lr_range_test_steps, range_tests_steps
-from .controls import LogRangeSlider, format_lr
+from .compat import tooltip
+from .controls import LogRangeSlider, auto, control, format_lr, wrapping_row
 from .live_plot import LivePlot
 from .runner import Runner
 
 AS_IS = "as in the optimizer"
 DEFAULTS = dict(start_lr=1e-7, end_lr=10.0, num_iter=100, mode="exp", smooth=0.98,
                 diverge_factor=4.0, weight_decay=None, momentum=None)
-WIDE = {"description_width": "110px"}
 
 
 class RangeTestWidget(Runner):
@@ -44,28 +45,38 @@ class RangeTestWidget(Runner):
         self._chosen = False  # the user moved the bounds since the last suggestion
         self._placing = False  # the widget itself is moving the bounds
 
-        self.start_lr = widgets.FloatLogSlider(settings["start_lr"], min=-10, max=0, step=0.5,
-                                               description="start LR", style=WIDE)
-        self.end_lr = widgets.FloatLogSlider(settings["end_lr"], min=-4, max=3, step=0.5,
-                                             description="end LR", style=WIDE)
-        self.num_iter = widgets.BoundedIntText(settings["num_iter"], min=2, max=100_000,
-                                               description="iterations", style=WIDE)
-        self.mode = widgets.ToggleButtons(options=["exp", "linear"], value=settings["mode"],
-                                          description="mode", style=WIDE)
-        self.smooth = widgets.FloatSlider(settings["smooth"], min=0.0, max=0.995, step=0.005,
-                                          description="smoothing", readout_format=".3f", style=WIDE)
-        self.diverge_factor = widgets.BoundedFloatText(settings["diverge_factor"], min=1.01,
-                                                       max=1e6, description="diverge factor",
-                                                       style=WIDE)
-        self.weight_decay = widgets.Dropdown(
+        self.start_lr = control(widgets.FloatLogSlider(
+            settings["start_lr"], min=-10, max=0, step=0.5, description="start LR"),
+            "the sweep's first, smallest learning rate")
+        self.end_lr = control(widgets.FloatLogSlider(
+            settings["end_lr"], min=-4, max=3, step=0.5, description="end LR"),
+            "the sweep's last, largest learning rate (the test may stop before it)")
+        self.num_iter = control(widgets.IntText(settings["num_iter"], description="iterations"),
+                                "optimizer steps from start LR to end LR (Smith: about 100)")
+        self.mode = control(widgets.ToggleButtons(
+            options=["exp", "linear"], value=settings["mode"], description="LR spacing",
+            style={"button_width": "64px"}),
+            "exp: equal steps on a log scale (fastai, Lightning); linear: Smith's 1506.01186")
+        self.smooth = control(widgets.FloatSlider(
+            settings["smooth"], min=0.0, max=0.995, step=0.005, description="smoothing",
+            readout_format=".3f"),
+            "beta of the loss's moving average: higher is smoother but lags behind the LR")
+        self.diverge_factor = control(widgets.FloatText(
+            settings["diverge_factor"], description="stop at loss x best"),
+            "stop once the smoothed loss exceeds this many times its best (fastai: 4)")
+        self.weight_decay = control(widgets.Dropdown(
             options=[AS_IS, 1e-2, 1e-3, 1e-4, 1e-5, 0.0],
             value=AS_IS if settings["weight_decay"] is None else settings["weight_decay"],
-            description="weight decay", style=WIDE)
-        self.momentum = widgets.Dropdown(
+            description="weight decay"),
+            "test at this weight decay (one override at a time: momentum or weight decay)")
+        self.momentum = control(widgets.Dropdown(
             options=[AS_IS, 0.99, 0.95, 0.9, 0.85, 0.8],
             value=AS_IS if settings["momentum"] is None else settings["momentum"],
-            description="momentum", style=WIDE)
-        self.keep_runs = widgets.Checkbox(False, description="keep earlier runs")
+            description="momentum"),
+            "test at this momentum (one override at a time: momentum or weight decay)")
+        self.keep_runs = tooltip(widgets.Checkbox(False, description="keep earlier runs",
+                                                  indent=False, layout=auto()),
+                                 "overlay earlier tests' smoothed curves, labelled by settings")
         self.bounds = LogRangeSlider(value=(1e-3, 1e-2), min=1e-10, max=1e3,
                                      description="chosen bounds")
         self.suggestion = widgets.HTML("Run the test to see the suggested learning rates.")
@@ -73,12 +84,31 @@ class RangeTestWidget(Runner):
 
         self.smooth.observe(self._resmooth, "value")
         self.bounds.observe(self._bounds_moved, "value")
-        controls = widgets.VBox([
-            widgets.HBox([self.start_lr, self.end_lr, self.num_iter]),
-            widgets.HBox([self.mode, self.diverge_factor]),
-            widgets.HBox([self.smooth, self.weight_decay, self.momentum, self.keep_runs]),
-        ])
+        for field in (self.start_lr, self.end_lr, self.num_iter, self.diverge_factor):
+            field.observe(lambda _: self._check_fields(), "value")
+        for override in (self.weight_decay, self.momentum):
+            override.observe(lambda _: self._one_override_at_a_time(), "value")
+        controls = wrapping_row([self.start_lr, self.end_lr, self.num_iter, self.mode,
+                                 self.diverge_factor, self.smooth, self.weight_decay,
+                                 self.momentum, self.keep_runs])
         super().__init__([controls, self.plot.image, self.bounds, self.suggestion])
+        self._check_fields()
+        self._one_override_at_a_time()
+
+    def _check_fields(self) -> None:
+        """Each field's value checked as it changes (the Run button waits for valid ones)."""
+        self.check(self.num_iter, None if self.num_iter.value >= 2 else
+                   f"at least 2 steps, got {self.num_iter.value}")
+        factor = self.diverge_factor.value
+        self.check(self.diverge_factor, None if factor > 1 and math.isfinite(factor) else
+                   f"a number above 1 (the loss's multiple of its best), got {factor:g}")
+        self.check(self.end_lr, None if self.end_lr.value > self.start_lr.value else
+                   f"must be above the start LR {format_lr(self.start_lr.value)}")
+
+    def _one_override_at_a_time(self) -> None:
+        """A test overrides momentum or weight decay, not both: the other is greyed out."""
+        self.momentum.disabled = self.weight_decay.value != AS_IS
+        self.weight_decay.disabled = self.momentum.value != AS_IS
 
     @property
     def selected_bounds(self) -> tuple[float, float] | None:

@@ -37,6 +37,7 @@ import torch
 
 from ..train import drain
 from .compat import DisplayedByBundle, widget_bundle
+from .controls import mark
 
 
 def event_loop() -> asyncio.AbstractEventLoop | None:
@@ -62,6 +63,7 @@ class Runner(DisplayedByBundle, widgets.VBox):
                                             layout=widgets.Layout(width="260px"))
         self.status = widgets.HTML()
         self.error: BaseException | None = None
+        self._problems: dict[str, str] = {}  # field description -> what is wrong with its value
         self._busy = False
         self._done = threading.Event()
         self._done.set()
@@ -74,6 +76,23 @@ class Runner(DisplayedByBundle, widgets.VBox):
         bar = widgets.HBox([self.run_button, self.stop_button, self.progress, self.status])
         super().__init__([*children, bar], **kwargs)
 
+    def check(self, field, problem: str | None) -> None:
+        """Mark ``field`` and hold the Run button while its value has a ``problem``; the
+        status line says what is wrong, in the field's words (None: the value is fine)."""
+        mark(field, problem)
+        name = field.description or type(field).__name__
+        if problem:
+            self._problems[name] = problem
+        else:
+            self._problems.pop(name, None)
+        if not self._busy:
+            self.run_button.disabled = bool(self._problems)
+            self.status.value = (f"<span style='color:#c62828'>{html.escape(self._problem(), quote=False)}</span>"
+                                 if self._problems else "")
+
+    def _problem(self) -> str:
+        return "; ".join(f"{name}: {problem}" for name, problem in self._problems.items())
+
     @property
     def running(self) -> bool:
         """Whether the work is under way (from a click or from ``run()``)."""
@@ -82,7 +101,7 @@ class Runner(DisplayedByBundle, widgets.VBox):
     def start(self) -> bool:
         """Start the work in the background: a task on this thread's event loop, or a thread
         where none runs (see the module docstring). False, and nothing done, if it is running."""
-        if self._busy:
+        if self._busy or self._problems:
             return False
         loop = event_loop()
         self._prepare()
@@ -130,6 +149,8 @@ class Runner(DisplayedByBundle, widgets.VBox):
         The same work as the Run button, from code: scripts, tests, notebook execution."""
         if self._busy:
             raise RuntimeError(f"{type(self).__name__} is already running")
+        if self._problems:
+            raise ValueError(self._problem())
         self._prepare()
         with self._reporting():
             self._work(self._stop)
@@ -170,7 +191,7 @@ class Runner(DisplayedByBundle, widgets.VBox):
             self.status.value = (f"<span style='color:#c62828'><b>{type(error).__name__}:</b> "
                                  f"{html.escape(str(error))}</span>")
         finally:
-            self.run_button.disabled, self.stop_button.disabled = False, True
+            self.run_button.disabled, self.stop_button.disabled = bool(self._problems), True
             self._set_plot_live(False)
             self._busy = False
             self._done.set()

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import html
+
 import ipywidgets as widgets
 import torch
 
 from ..plots import plot_schedule
 from ..schedules import BatchSizeSchedule, SchedulePreview, cyclical, one_cycle, preview
+from .controls import control, format_lr, mark, wrapping_row
 from .live_plot import LivePlot
-
-WIDE = {"description_width": "150px"}
 
 
 def _probe_optimizer() -> torch.optim.Optimizer:
@@ -34,34 +35,51 @@ class ScheduleWidget(widgets.VBox):
             raise ValueError("give exactly one of train_loader and steps_per_epoch")
         self.train_loader, self.steps_per_epoch = train_loader, steps_per_epoch
         self.optimizer = optimizer
-        self.policy = widgets.ToggleButtons(options=["1cycle", "CLR", "constant"], value=policy,
-                                            description="policy", style=WIDE)
-        self.cycle_style = widgets.Dropdown(options=["smith", "fastai"], value=style,
-                                       description="1cycle style", style=WIDE)
-        self.max_lr = widgets.FloatLogSlider(max_lr, min=-6, max=1, step=0.05,
-                                             description="max LR", style=WIDE)
-        self.div = widgets.FloatSlider(div, min=2, max=50, step=0.5, description="min = max /",
-                                       style=WIDE)
-        self.pct_start = widgets.FloatSlider(pct_start, min=0.05, max=0.49, step=0.01,
-                                             description="rise (share)", style=WIDE)
-        self.final_div = widgets.FloatLogSlider(final_div, min=0, max=5, step=0.25,
-                                                description="end = min /", style=WIDE)
-        self.cycle_momentum = widgets.Checkbox(momentum is not None, description="cyclical momentum")
+        self.policy = control(widgets.ToggleButtons(
+            options=["1cycle", "CLR", "constant"], value=policy, description="policy",
+            style={"button_width": "80px"}),
+            "1cycle: one rise and fall (1803.09820); CLR: repeated cycles (1506.01186); "
+            "constant: the max LR throughout")
+        self.cycle_style = control(widgets.Dropdown(
+            options=["smith", "fastai"], value=style, description="1cycle shape"),
+            "smith: linear up and down, then a short annealing; fastai: two cosine phases")
+        self.max_lr = control(widgets.FloatLogSlider(
+            max_lr, min=-6, max=1, step=0.05, description="max LR"),
+            "the highest LR of the cycle: the range test's upper bound")
+        self.div = control(widgets.FloatSlider(
+            div, min=2, max=50, step=0.5, description="start LR = max LR /"),
+            "the cycle starts (and CLR bottoms out) at max LR divided by this")
+        self.pct_start = control(widgets.FloatSlider(
+            pct_start, min=0.05, max=0.49, step=0.01, description="share rising"),
+            "share of the steps over which the LR rises to its maximum")
+        self.final_div = control(widgets.FloatLogSlider(
+            final_div, min=0, max=5, step=0.25, description="end LR = start LR /"),
+            "the last steps anneal the LR down to the start LR divided by this")
+        self.cycle_momentum = control(widgets.Checkbox(
+            momentum is not None, description="cyclical momentum", indent=False),
+            "momentum falls while the LR rises, and rises again (1803.09820 section 4.3)")
         high, low = momentum or (0.95, 0.85)
-        self.momentum = widgets.FloatRangeSlider(value=(low, high), min=0.5, max=0.99, step=0.01,
-                                                 description="momentum", style=WIDE)
-        self.epochs = widgets.BoundedIntText(epochs, min=1, max=10_000, description="epochs",
-                                             style=WIDE)
-        self.clr_mode = widgets.Dropdown(options=["triangular", "triangular2", "exp_range"],
-                                         description="CLR mode", style=WIDE)
-        self.clr_half_cycle = widgets.BoundedFloatText(2.0, min=0.1, max=1000, step=0.5,
-                                                       description="half cycle (epochs)", style=WIDE)
-        self.milestones = widgets.Text("", placeholder="e.g. 30, 60", description="batch x at epochs",
-                                       style=WIDE)
-        self.batch_factor = widgets.BoundedFloatText(5.0, min=1.01, max=100, description="by",
-                                                     style=WIDE)
-        self.max_batch = widgets.BoundedIntText(0, min=0, max=10**7,
-                                                description="max batch (0: none)", style=WIDE)
+        self.momentum = control(widgets.FloatRangeSlider(
+            value=(low, high), min=0.5, max=0.99, step=0.01, description="momentum range"),
+            "lowest momentum (at the LR's peak) to highest (at its start and end)")
+        self.epochs = control(widgets.BoundedIntText(
+            epochs, min=1, max=10_000, description="epochs"), "length of the training")
+        self.clr_mode = control(widgets.Dropdown(
+            options=["triangular", "triangular2", "exp_range"], description="CLR mode"),
+            "triangular: same cycles; triangular2: amplitude halves each cycle; "
+            "exp_range: amplitude decays by 0.99994 per step")
+        self.clr_half_cycle = control(widgets.BoundedFloatText(
+            2.0, min=0.1, max=1000, step=0.5, description="CLR half cycle"),
+            "in epochs: from the lowest LR to the highest (Smith: 2 to 10 epochs)")
+        self.milestones = control(widgets.Text(
+            "", placeholder="e.g. 30, 60", description="grow batch at epochs"),
+            "epochs at which the batch size grows instead of the LR decaying (1711.00489)")
+        self.batch_factor = control(widgets.BoundedFloatText(
+            5.0, min=1.01, max=100, description="batch growth factor"),
+            "the batch size is multiplied by this at each milestone")
+        self.max_batch = control(widgets.BoundedIntText(
+            0, min=0, max=10**7, description="largest batch (0: none)"),
+            "past this batch size, divide the LR instead (the hybrid)")
         self.message = widgets.HTML()
         # nothing trains here: redraw as soon as the design changes
         self.plot = LivePlot(lambda p: plot_schedule(p), max_fps=5, budget=1.0)
@@ -69,11 +87,10 @@ class ScheduleWidget(widgets.VBox):
                     self.final_div, self.cycle_momentum, self.momentum, self.epochs,
                     self.clr_mode, self.clr_half_cycle, self.milestones, self.batch_factor,
                     self.max_batch]
-        for control in controls:
-            control.observe(lambda _: self.refresh(), "value")
+        for widget in controls:
+            widget.observe(lambda _: self.refresh(), "value")
         super().__init__([
-            widgets.HBox([widgets.VBox(controls[:9]),
-                          widgets.VBox([*controls[9:], self.message])]),
+            wrapping_row([widgets.VBox(controls[:9]), widgets.VBox([*controls[9:], self.message])]),
             self.plot.image,
         ])
         self.refresh()
@@ -93,7 +110,8 @@ class ScheduleWidget(widgets.VBox):
         try:
             milestones = tuple(int(p) for p in text.replace(";", ",").split(",") if p.strip())
         except ValueError:
-            raise ValueError(f"batch x at epochs: expected epochs such as '30, 60', got {text!r}") from None
+            raise ValueError(f"grow batch at epochs: expected whole epochs such as '30, 60', "
+                             f"got {text!r}") from None
         return BatchSizeSchedule(self.train_loader.batch_size, milestones,
                                  factor=self.batch_factor.value,
                                  max_batch_size=self.max_batch.value or None)
@@ -111,11 +129,9 @@ class ScheduleWidget(widgets.VBox):
         return self.steps_per_epoch or len(self.train_loader)
 
     def schedulers(self, optimizer: torch.optim.Optimizer) -> list:
-        """The schedulers for ``fit(schedulers=...)``, built on ``optimizer``.
-
-        Under ``"constant"`` there is no scheduler: every param group's LR is set to the max LR
-        slider's value here, at once, and stays so after training (the message line says so),
-        as a scheduler would set it at its first step."""
+        """The schedulers for ``fit(schedulers=...)``, built on ``optimizer``. Like any torch
+        scheduler, each sets the optimizer's LR when it is built; under ``"constant"`` it is a
+        ``LambdaLR`` that holds the first param group at the max LR (the others in proportion)."""
         momentum = ((self.momentum.value[1], self.momentum.value[0])
                     if self.cycle_momentum.value else None)
         if self.policy.value == "1cycle":
@@ -127,9 +143,8 @@ class ScheduleWidget(widgets.VBox):
             half = max(1, round(self.clr_half_cycle.value * self.steps_per_epoch_now()))
             return [cyclical(optimizer, self.max_lr.value / self.div.value, self.max_lr.value,
                              half, mode=self.clr_mode.value, gamma=0.99994, momentum=momentum)]
-        for group in optimizer.param_groups:  # constant: the max LR slider's value throughout
-            group["lr"] = self.max_lr.value
-        return []
+        factor = self.max_lr.value / optimizer.param_groups[0]["lr"]
+        return [torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _step: factor)]
 
     @property
     def settings(self) -> dict:
@@ -149,19 +164,49 @@ class ScheduleWidget(widgets.VBox):
 
     # ---- interaction ----
 
+    def describe(self) -> str:
+        """The schedule in a few words (the label of a run that used it)."""
+        policy, top = self.policy.value, format_lr(self.max_lr.value)
+        text = {"1cycle": f"1cycle to {top} (start /{self.div.value:g})",
+                "CLR": f"CLR {self.clr_mode.value} {format_lr(self.max_lr.value / self.div.value)}"
+                       f" to {top}",
+                "constant": f"constant LR {top}"}[policy]
+        if self.cycle_momentum.value and policy != "constant":
+            low, high = self.momentum.value
+            text += f", momentum {high:g} to {low:g}"
+        epochs = self.epochs.value
+        text += f", {epochs} epoch{'' if epochs == 1 else 's'}"
+        if self.milestones.value.strip():
+            text += f", batch x{self.batch_factor.value:g} at {self.milestones.value.strip()}"
+        return text
+
+    def _grey_out_what_does_not_apply(self) -> None:
+        policy = self.policy.value
+        for widget in (self.cycle_style, self.pct_start, self.final_div):
+            widget.disabled = policy != "1cycle"
+        for widget in (self.clr_mode, self.clr_half_cycle):
+            widget.disabled = policy != "CLR"
+        self.div.disabled = self.cycle_momentum.disabled = policy == "constant"
+        self.momentum.disabled = policy == "constant" or not self.cycle_momentum.value
+        growing = bool(self.milestones.value.strip())
+        self.batch_factor.disabled = self.max_batch.disabled = not growing
+
     def refresh(self) -> None:
         """Recompute the preview (called on every change)."""
+        self._grey_out_what_does_not_apply()
         fastai = self.cycle_style.value == "fastai"
         self.pct_start.max = 0.95 if fastai else 0.49
         try:
+            self.batch_size_schedule
+        except (ValueError, TypeError) as error:
+            return self._show_problem(error, self.milestones)
+        mark(self.milestones, None)
+        try:
             shown = self.preview()
         except (ValueError, TypeError) as error:
-            self.message.value = f"<span style='color:#c62828'>{error}</span>"
-            return
+            return self._show_problem(error)
         if self.policy.value == "constant":
-            self.message.value = (f"{len(shown.step)} steps at a constant LR of "
-                                  f"{self.max_lr.value:.3g}: building the schedule sets every "
-                                  f"param group's LR to it (no scheduler)")
+            self.message.value = f"{len(shown.step)} steps at a constant LR of {self.max_lr.value:.3g}"
         else:
             self.message.value = (f"{len(shown.step)} steps; LR {min(shown.lr):.3g} to "
                                   f"{max(shown.lr):.3g}")
@@ -169,6 +214,13 @@ class ScheduleWidget(widgets.VBox):
             self.plot.update(shown)
         else:
             self.plot.flush(shown)  # the first preview at once
+
+    def _show_problem(self, error: Exception, field=None) -> None:
+        """The message in red (and ``field`` outlined); the preview keeps its last design."""
+        if field is not None:
+            mark(field, str(error))
+        self.message.value = (f"<span style='color:#c62828'>{html.escape(str(error), quote=False)} "
+                              f"(the preview shows the last valid design)</span>")
 
     def follow(self, range_test_widget) -> None:
         """Set max LR and the divisor from the range test's chosen bounds, now and on change."""

@@ -12,8 +12,11 @@ from ..diagnose import diagnose
 from ..plots import plot_history
 from ..snapshot import Snapshot
 from ..train import History, Training, steps_of
+from .compat import tooltip
+from .controls import auto, control, wrapping_row
 from .live_plot import LivePlot
 from .runner import Runner
+
 
 VERDICT_COLOURS = {"good": "#2e7d32", "overfitting": "#c62828", "underfitting": "#ef6c00",
                    "diverged": "#c62828", "too early to tell": "#555"}
@@ -36,30 +39,47 @@ class TrainWidget(Runner):
         self.schedule, self.fit_options = schedule, fit_options
         self.history: History | None = None
         self.earlier: list[History] = []
+        self.earlier_labels: list[str] = []  # each earlier run's settings
         self.update_every = update_every
+        self._label = "this run"
+        self._plan = None
         generator = getattr(train_loader, "generator", None)
         self._initial = Snapshot(model, optimizer, generators=[generator] if generator is not None else [])
-        self.epochs = widgets.BoundedIntText(epochs, min=1, max=100_000, description="epochs",
-                                             disabled=schedule is not None)
+        self.epochs = tooltip(widgets.IntText(
+            epochs, description="epochs", disabled=schedule is not None,
+            layout=widgets.Layout(width="170px")),
+            "set by the schedule widget" if schedule is not None else "epochs to train")
         if schedule is not None:
             widgets.jslink((schedule.epochs, "value"), (self.epochs, "value"))
             self.epochs.value = schedule.epochs.value
-        self.from_start = widgets.Checkbox(True, description="start from the initial weights")
-        self.keep_runs = widgets.Checkbox(True, description="keep earlier runs")
-        self.x_axis = widgets.ToggleButtons(options=["epoch", "step", "time"], value="epoch",
-                                            description="x axis", style={"button_width": "64px"},
-                                            layout=widgets.Layout(width="auto", flex="0 0 auto"))
+        self.from_start = tooltip(widgets.Checkbox(True, description="start from the initial weights",
+                                                   indent=False, layout=auto()),
+                                  "untick to continue training the current weights")
+        self.keep_runs = tooltip(widgets.Checkbox(True, description="keep earlier runs",
+                                                  indent=False, layout=auto()),
+                                 "overlay the earlier runs' curves, labelled by their settings")
+        self.x_axis = control(widgets.ToggleButtons(
+            options=["epoch", "step", "time"], value="epoch", description="x axis",
+            style={"button_width": "64px"}), "what the curves are drawn against")
         self.verdict = widgets.HTML("")
+        self.final = widgets.HTML("")
         self.plot = LivePlot(self._draw)
         self.x_axis.observe(self._redraw, "value")
-        controls = widgets.HBox([self.epochs, self.from_start, self.keep_runs, self.x_axis])
-        super().__init__([controls, self.plot.image, self.verdict])
+        self.epochs.observe(lambda _: self._check_epochs(), "value")
+        controls = wrapping_row([self.epochs, self.from_start, self.keep_runs, self.x_axis])
+        super().__init__([controls, self.plot.image, self.final, self.verdict])
+        self._check_epochs()
+
+    def _check_epochs(self) -> None:
+        epochs = self.epochs.value
+        self.check(self.epochs, None if epochs >= 1 else f"at least 1, got {epochs}")
 
     def _redraw(self, _change=None) -> None:
         self.plot.redraw()  # the x axis changed: the latest state again, at once
 
     def _draw(self, history: History):
-        return plot_history(history, earlier=self.earlier, x=self.x_axis.value)
+        return plot_history(history, earlier=self.earlier, labels=self.earlier_labels,
+                            label=self._label, x=self.x_axis.value, plan=self._plan)
 
     def _show_verdict(self, history: History) -> None:
         found = diagnose(history)
@@ -67,20 +87,51 @@ class TrainWidget(Runner):
         self.verdict.value = (f"<b style='color:{colour}'>{found.verdict}</b>: "
                               f"{html.escape(found.advice)}")
 
+    def _show_final(self, history: History) -> None:
+        """The run's last numbers, in words."""
+        parts = [f"{history.steps_done} steps"]
+        if history.train_loss:
+            parts.append(f"final train loss {history.train_loss[-1]:.4g}")
+        if history.val_loss:
+            parts.append(f"validation loss {history.val_loss[-1]:.4g}")
+            if history.val_accuracy[-1] is not None:
+                parts.append(f"validation accuracy {history.val_accuracy[-1]:.2%}")
+        self.final.value = f"<b>{html.escape(self._label)}</b>: " + ", ".join(parts)
+
+    def _settings_label(self) -> str:
+        """This run's settings, in a few words (the label of its curves)."""
+        if self.schedule is None:
+            lr = self._data[1].param_groups[0]["lr"]
+            epochs = self.epochs.value
+            text = f"constant LR {lr:.3g}, {epochs} epoch{'' if epochs == 1 else 's'}"
+        else:
+            text = self.schedule.describe()
+        return text + ("" if self.from_start.value or self.history is None else ", continued")
+
+    def _start_run(self) -> None:
+        """Keep or drop the last run's curves; go back to the initial weights if asked (also
+        after a failed run)."""
+        if self.history is not None and self.keep_runs.value:
+            self.earlier.append(self.history)
+            self.earlier_labels.append(self._label)
+        elif not self.keep_runs.value:
+            self.earlier.clear()
+            self.earlier_labels.clear()
+        self._label = self._settings_label()
+        if self.from_start.value:
+            self._initial.restore()
+        self.history = None
+        self.verdict.value = self.final.value = ""
+
     def _steps(self, stop_event: threading.Event):
         model, optimizer, criterion, train_loader, val_loader = self._data
-        if self.history is not None:
-            if self.keep_runs.value:
-                self.earlier.append(self.history)
-            else:
-                self.earlier.clear()
-            if self.from_start.value:
-                self._initial.restore()
+        self._start_run()
         if self.schedule is not None:
             schedulers = self.schedule.schedulers(optimizer)
             batch_size_schedule = self.schedule.batch_size_schedule
+            self._plan = self.schedule.preview()
         else:
-            schedulers, batch_size_schedule = [], None
+            schedulers, batch_size_schedule, self._plan = [], None, None
         last_update = [0.0]
 
         def on_event(history: History) -> None:
@@ -94,12 +145,21 @@ class TrainWidget(Runner):
             if copy.val_loss:
                 self._show_verdict(copy)
 
-        history = yield from steps_of(Training(
+        training = Training(
             model, optimizer, criterion, train_loader, val_loader, epochs=self.epochs.value,
             schedulers=schedulers, batch_size_schedule=batch_size_schedule, callback=on_event,
-            stop_event=stop_event, **self.fit_options))
+            stop_event=stop_event, **self.fit_options)
+        try:
+            history = yield from steps_of(training)
+        except Exception as error:  # the curves so far stay on show, with the error
+            partial = getattr(error, "history", None)
+            if partial is not None and partial.step:
+                self.history = partial
+                self.plot.flush(History.from_dict(partial.to_dict()))
+            raise
         self.history = history
         self.set_progress(history.steps_done, history.total_steps)
+        self._show_final(history)
         self._show_verdict(history)
         self.plot.flush(history)
 
