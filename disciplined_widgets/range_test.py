@@ -195,8 +195,9 @@ def _mean_over_ranks(values: list) -> list[float]:
     return (sum_over_ranks(stacked) / ranks).tolist()
 
 
-def _check_sweep(start_lr, end_lr, num_iter, mode, smooth, diverge_factor, snapshot,
-                 sync_every) -> tuple[float, float]:
+def check_sweep(start_lr=1e-7, end_lr=10.0, num_iter=100, mode="exp", smooth=0.98,
+                diverge_factor=4.0, snapshot="cpu", sync_every=16) -> tuple[float, float]:
+    """Refuse bad :class:`RangeTest` settings by name; ``(start_lr, end_lr)`` as floats."""
     start_lr = positive_float("start_lr", start_lr)
     end_lr = positive_float("end_lr", end_lr)
     if end_lr <= start_lr:
@@ -261,7 +262,7 @@ class RangeTest:
                  generators: Iterable[torch.Generator] = (), snapshot: str = "cpu",
                  sync_every: int = 16, settings: dict | None = None):
         optimizer_holds(model, optimizer)
-        self.start_lr, self.end_lr = _check_sweep(start_lr, end_lr, num_iter, mode, smooth,
+        self.start_lr, self.end_lr = check_sweep(start_lr, end_lr, num_iter, mode, smooth,
                                                   diverge_factor, snapshot, sync_every)
         generators = list(generators)
         if not all(isinstance(g, torch.Generator) for g in generators):
@@ -493,7 +494,8 @@ class _ValidationPoints(Hook):
         self.test.record_validation(result.loss, result.accuracy)
 
 
-def _loader_generator(loader) -> list[torch.Generator]:
+def loader_generators(loader) -> list[torch.Generator]:
+    """The shuffling generator of ``loader`` (its ``.generator``), if it has one, as a list."""
     generator = getattr(loader, "generator", None)
     return [generator] if isinstance(generator, torch.Generator) else []
 
@@ -542,7 +544,7 @@ def lr_range_test_steps(
     test = RangeTest(model, optimizer, start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
                      mode=mode, smooth=smooth, diverge_factor=diverge_factor,
                      grad_scaler=training_options.grad_scaler,
-                     generators=_loader_generator(train_loader), snapshot=snapshot,
+                     generators=loader_generators(train_loader), snapshot=snapshot,
                      sync_every=1 if reads_each_step else training_options.sync_every,
                      settings=settings)
     hooks = [_Record(test)]
