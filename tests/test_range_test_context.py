@@ -17,6 +17,12 @@ from test_range_test import assert_bitwise_equal, everything, trained
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # these small models gain nothing from a second thread, and lose much on a busy machine
+    torch.set_num_threads(1)
+
+
 def own_loop(model, optimizer, criterion, loader, test, *, as_float=False, stop_after=None,
              raise_at=None, trace=None):
     """A plain training loop over the cycled loader, until ``record`` says the test is over
@@ -191,7 +197,7 @@ def test_importing_the_package_imports_no_optional_library():
 @pytest.mark.slow
 def test_loop_benchmark_runs_and_prints_the_ratio():
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "range_test_loop.py"),
-                           "--steps", "20", "--rounds", "1"],
+                           "--steps", "20", "--rounds", "1", "--threads", "1"],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("with RangeTest") == 2 and "target <= 1.03x" in done.stdout
