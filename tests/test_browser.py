@@ -129,8 +129,45 @@ def wait_idle(page, timeout=120_000):
         timeout=timeout)
 
 
+LAYOUT = """() => {
+  const problems = [], tracks = [];
+  const area = document.querySelector('.jp-NotebookPanel').getBoundingClientRect();
+  for (const slider of document.querySelectorAll('.jupyter-widgets.widget-slider')) {
+    const track = slider.querySelector('.slider-container, .ui-slider, .noUi-target');
+    const width = track ? track.getBoundingClientRect().width : 0;
+    tracks.push(width);
+    if (width < 150) problems.push(`slider ${slider.textContent.trim()}: ${width} px track`);
+  }
+  for (const el of document.querySelectorAll('.jupyter-widgets.widget-inline-hbox, ' +
+      '.jupyter-widgets.widget-toggle-buttons, .jupyter-widgets.widget-checkbox, .widget-label')) {
+    const box = el.getBoundingClientRect();
+    if (box.width && (box.right > area.right + 1 || el.scrollWidth > el.clientWidth + 2))
+      problems.push(`cut off: ${el.textContent.trim().slice(0, 40)}`);
+  }
+  return {problems, tracks: tracks.length};
+}"""
+
+PLOT_CHANGES = """index => {
+  const image = document.querySelectorAll('.jupyter-widgets img')[index];
+  window.dwPlotChanges = 0;
+  new MutationObserver(() => window.dwPlotChanges++).observe(image, {attributes: true,
+                                                               attributeFilter: ['src']});
+}"""
+
+
+def assert_usable_layout(page, width):
+    """Every slider's track at least 150 px, no control or label cut off, at ``width`` px."""
+    page.set_viewport_size({"width": width, "height": 1000})
+    page.wait_for_timeout(500)
+    found = page.evaluate(LAYOUT)
+    assert found["tracks"] >= 8 and not found["problems"], (width, found)
+
+
 def test_widgets_in_jupyterlab(lab, page):
+    """At a laptop's 1024 px: the range test, then training with a control moved and another
+    cell run while it trains, and Stop; the layout is checked at 1024 and 1280 px."""
     shots = Shots(page)
+    page.set_viewport_size({"width": 1024, "height": 1000})
     open_notebook(page, f"{lab}/lab/tree/widgets_tour.ipynb?token={TOKEN}", "widgets_tour.ipynb")
     shots("opened")
 
@@ -155,19 +192,39 @@ def test_widgets_in_jupyterlab(lab, page):
     select_cell(page, 7)
     run_cells(page, 4)
     shots("schedule_and_trainer_shown")
+    for width in (1280, 1024):
+        assert_usable_layout(page, width)
+        shots(f"layout_{width}")
     epochs = page.locator(".widget-text:has(label:text-is('epochs')) input").first
     epochs.fill("400")
     epochs.press("Enter")
+    page.evaluate(PLOT_CHANGES, 2)  # the training widget's plot (after the range test's, schedule's)
     train_run = page.locator(".jupyter-widgets button", has_text="Run").nth(1)
     train_run.scroll_into_view_if_needed()
     train_run.click()
     progress = page.locator(".jupyter-widgets .progress-bar").nth(1)
-    page.wait_for_timeout(3000)
+    page.wait_for_timeout(1500)
+    # while it trains: the x axis moved, and another cell run (the set-up cell: cheap)
+    page.locator(".widget-toggle-button", has_text="step").last.click()
+    prompt = page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-InputPrompt")
+    count_before = prompt.inner_text()
+    started = time.monotonic()
+    select_cell(page, 2)
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function("([index, text]) => { const p = document.querySelectorAll("
+                           "'.jp-Notebook .jp-Cell')[index].querySelector('.jp-InputPrompt');"
+                           " return p.textContent !== text && !p.textContent.includes('*'); }",
+                           arg=[2, count_before], timeout=30_000)
+    cell_seconds = time.monotonic() - started
+    page.wait_for_timeout(1500)
     shots("training")
     page.locator(".jupyter-widgets button", has_text="Stop").nth(1).click()
     page.locator(".widget-html", has_text="stopped after").first.wait_for(timeout=30_000)
     shots("stopped")
+    assert cell_seconds < 10, cell_seconds  # the cell ran while the widget trained
+    assert page.evaluate("window.dwPlotChanges") >= 3  # the plot moved during the run
     assert progress.count() == 1
+    assert page.locator(".widget-html", has_text="steps, final train loss").count() == 1
 
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
     texts = [errors.nth(i).inner_text() for i in range(errors.count())]

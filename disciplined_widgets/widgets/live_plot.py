@@ -3,8 +3,9 @@
 The work only hands over the latest data (``update``, returns at once); a renderer thread
 draws it off-screen with Agg and sets ``Image.value`` (a trait update, safe from a thread).
 While the work runs (``live``), drawings come at most ``max_fps`` times a second and no more
-often than keeps drawing under ``budget`` (3%) of the time, since drawing holds Python's GIL
-that training also needs; a burst of updates costs one drawing. When idle (a slider moved
+often than keeps drawing under ``budget`` (3%) of the run's time so far (not counting its
+first drawing, which lays the axes out), since drawing holds Python's GIL that training also
+needs; a burst of updates costs one drawing. When idle (a slider moved
 after a run) the change is drawn at once. ``flush`` draws the final state in the caller's
 thread. Where no widget frontend exists (a static render of the notebook, a terminal), the plot
 shows as a PNG.
@@ -103,13 +104,18 @@ class Frames:
         self._limits = []
 
     def png(self, figure: Figure, dpi: int, grow: bool = False) -> bytes:
+        """``figure`` as PNG; ``grow``: a live drawing (limits grown, the layout kept)."""
         figure.set_dpi(dpi)
         if grow:
             self._grow(figure)
         key = _decorations(figure)
-        if key == self._key and len(self._positions) == len(figure.axes):
+        same_layout = len(self._positions) == len(figure.axes) and self._key is not None and \
+            self._key[:3] == key[:3]
+        if key == self._key and same_layout:
             self._draw_data_only(figure)
         else:
+            if grow and same_layout:  # only limits changed while live: keep the axes in place
+                self._place(figure)
             self._draw_whole(figure, key)
         self._limits = [(axes.get_xlim(), axes.get_ylim()) if axes.has_data() else None
                         for axes in figure.axes]
@@ -138,11 +144,15 @@ class Frames:
         self._draw_data_only(figure, positioned=True)
         self._key = key
 
+    def _place(self, figure: Figure) -> None:
+        """The axes where the last whole drawing's layout put them (no layout computed)."""
+        figure.set_layout_engine("none")
+        for axes, position in zip(figure.axes, self._positions):
+            axes.set_position(position)
+
     def _draw_data_only(self, figure: Figure, positioned: bool = False) -> None:
-        if not positioned:  # the background's layout, computed when it was drawn
-            figure.set_layout_engine("none")
-            for axes, position in zip(figure.axes, self._positions):
-                axes.set_position(position)
+        if not positioned:
+            self._place(figure)
         renderer = self._canvas.get_renderer()
         self._canvas.restore_region(self._background)
         for axes in figure.axes:
@@ -169,7 +179,8 @@ class LivePlot:
         self._latest: tuple[int, Any] = (0, None)
         self._drawn = 0  # the version on show
         self._since = 0.0  # when the first update not yet drawn came
-        self._next = 0.0  # earliest time of the next drawing while live (the budget)
+        self._run_started = 0.0  # while live: when the run began, and its drawing time since
+        self._run_drawing = 0.0  # its first drawing (the layout)
         self._pending = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()  # one drawing at a time
@@ -184,7 +195,7 @@ class LivePlot:
     def live(self, value: bool) -> None:
         self._live = bool(value)
         if self._live:
-            self._next = 0.0
+            self._run_started, self._run_drawing = time.monotonic(), None
             self._frames.reset()
         self._wake.set()  # a waiting drawing is due at once when idle
 
@@ -218,7 +229,8 @@ class LivePlot:
 
     def _due(self) -> float:
         if self._live and not self._urgent:  # the first drawing of a run waits a frame
-            return max(self._since + self.interval, self._next)
+            spent = self._run_drawing or 0.0
+            return max(self._since + self.interval, self._run_started + spent / self.budget)
         return self._since + IDLE_GATHER
 
     def _loop(self) -> None:
@@ -235,8 +247,9 @@ class LivePlot:
             self._urgent = False
             started = time.monotonic()
             self._render()
-            took = time.monotonic() - started
-            self._next = started + max(self.interval, took / self.budget)
+            if self._live:  # the first drawing of a run is not counted: it lays the axes out
+                took = time.monotonic() - started
+                self._run_drawing = 0.0 if self._run_drawing is None else self._run_drawing + took
 
     def _render(self) -> None:
         with self._lock:

@@ -69,16 +69,17 @@ class SearchWidget(Runner):
 
     def _refresh(self, force: bool) -> None:
         progress = self.search.progress()
-        state = (progress.complete, progress.running, progress.waiting, progress.failed)
+        state = (progress.complete, progress.running, progress.waiting, progress.failed,
+                 progress.requeued)
         if not force and state == self._seen:
             return
-        self._seen = (*state, progress.requeued)
+        self._seen = state
         self.set_progress(progress.complete, progress.planned)
+        self.table.value = self._table_html()  # before the summary that a reader waits for
         self.summary.value = (
             f"<b>{html.escape(self.search.study.study_name)}</b> "
             f"({self.search.task['sampler']}, {masked(self.search.storage_url)}): "
             f"{html.escape(str(progress))}")
-        self.table.value = self._table_html()
         if progress.complete:
             self.plot.update(state)
 

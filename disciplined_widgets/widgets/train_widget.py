@@ -29,7 +29,7 @@ class TrainWidget(Runner):
     schedule and epochs; otherwise the optimizer's own LR for ``epochs``. Each run starts from
     the weights and optimizer state the model had when the widget was made (untick "start from
     the initial weights" to continue training instead). ``fit_options`` go to ``fit``
-    (``eval_every``, ``device``, ``amp``, ...). ``history`` holds the last run's
+    (``eval_every``, ``device``, ``amp``, a ``callback`` of the user's, ...). ``history`` holds the last run's
     :class:`~disciplined_widgets.History`; ``run()`` runs and waits.
     """
 
@@ -133,8 +133,12 @@ class TrainWidget(Runner):
         else:
             schedulers, batch_size_schedule, self._plan = [], None, None
         last_update = [0.0]
+        options = dict(self.fit_options)
+        user_callback = options.pop("callback", None)
 
         def on_event(history: History) -> None:
+            if user_callback is not None:
+                user_callback(history)
             now = time.monotonic()
             if now - last_update[0] < self.update_every:
                 return
@@ -148,11 +152,11 @@ class TrainWidget(Runner):
         training = Training(
             model, optimizer, criterion, train_loader, val_loader, epochs=self.epochs.value,
             schedulers=schedulers, batch_size_schedule=batch_size_schedule, callback=on_event,
-            stop_event=stop_event, **self.fit_options)
+            stop_event=stop_event, **options)
         try:
             history = yield from steps_of(training)
-        except Exception as error:  # the curves so far stay on show, with the error
-            partial = getattr(error, "history", None)
+        except Exception:  # the curves so far stay on show, with the error
+            partial = training.history
             if partial is not None and partial.step:
                 self.history = partial
                 self.plot.flush(History.from_dict(partial.to_dict()))

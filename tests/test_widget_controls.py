@@ -1,0 +1,138 @@
+"""The widgets' controls as a student meets them: checked as they change, in the widget's words,
+greyed out where they do not apply, with tooltips; and the live plot's fast drawings."""
+
+import io
+
+import ipywidgets
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from disciplined_widgets import History, TensorLoader, fit
+from disciplined_widgets.plots import plot_history
+from disciplined_widgets.widgets import CompareWidget, RangeTestWidget, ScheduleWidget, TrainWidget
+from disciplined_widgets.widgets.live_plot import Frames, figure_png
+
+
+class TwoLayers(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+@pytest.fixture
+def parts(digits):
+    torch.manual_seed(0)
+    model = TwoLayers()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    train = TensorLoader(digits.x_train[:512], digits.y_train[:512], 64, seed=0)
+    val = TensorLoader(digits.x_val, digits.y_val, 512, shuffle=False)
+    return model, optimizer, nn.CrossEntropyLoss(), train, val
+
+
+def pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=float)
+
+
+def test_a_bad_field_is_marked_holds_run_and_says_why_in_the_widgets_words(parts):
+    widget = RangeTestWidget(*parts)
+    widget.num_iter.value = 0
+    assert widget.num_iter.layout.border and widget.run_button.disabled
+    assert "iterations: at least 2 steps, got 0" in widget.status.value
+    with pytest.raises(ValueError, match="iterations: at least 2 steps, got 0"):
+        widget.run()
+    assert widget.start() is False and widget.result is None  # nothing ran
+    widget.num_iter.value = 30
+    assert not widget.num_iter.layout.border and not widget.run_button.disabled
+    assert widget.status.value == ""
+    widget.start_lr.value, widget.end_lr.value = 1.0, 1e-3
+    assert "end LR: must be above the start LR 1" in widget.status.value
+
+    compare = CompareWidget(*parts, parameter="weight_decay", values="1e-3, abc")
+    assert "values: 'abc' is not a number" in compare.status.value
+    compare.parameter.value = "batch_size"
+    compare.values.value = "64, 0"
+    assert "'0' is not a whole number of at least 1" in compare.status.value
+    compare.values.value = "64, 128"
+    assert compare.status.value == "" and not compare.run_button.disabled
+
+
+def test_controls_that_do_not_apply_are_greyed_out_and_overrides_exclusive(parts):
+    widget = RangeTestWidget(*parts)
+    widget.weight_decay.value = 1e-3
+    assert widget.momentum.disabled and not widget.weight_decay.disabled
+    widget.weight_decay.value = "as in the optimizer"
+    assert not widget.momentum.disabled
+    schedule = ScheduleWidget(steps_per_epoch=10)
+    assert schedule.clr_mode.disabled and not schedule.pct_start.disabled
+    schedule.policy.value = "CLR"
+    assert not schedule.clr_mode.disabled and schedule.pct_start.disabled
+    schedule.cycle_momentum.value = False
+    assert schedule.momentum.disabled
+    compare = CompareWidget(*parts)
+    assert compare.milestones.disabled and compare.max_lr.disabled
+    compare.use_one_cycle.value = True
+    assert not compare.max_lr.disabled
+
+
+def test_every_control_has_a_tooltip(parts):
+    schedule = ScheduleWidget(steps_per_epoch=10)
+    widgets = [RangeTestWidget(*parts), schedule, TrainWidget(*parts, schedule=schedule),
+               CompareWidget(*parts)]
+    shown = (ipywidgets.HTML, ipywidgets.Label, ipywidgets.IntProgress, ipywidgets.Image)
+    controls = [value for widget in widgets for value in vars(widget).values()
+                if isinstance(value, ipywidgets.ValueWidget) and not isinstance(value, shown)]
+    assert len(controls) > 25
+    for control in controls:
+        name = "tooltip" if control.has_trait("tooltip") else "description_tooltip"
+        assert getattr(control, name), f"{control.description!r} has no tooltip"
+
+
+def test_train_widget_labels_runs_by_settings_and_restores_after_a_failed_run(parts):
+    model, optimizer, criterion, train, val = parts
+    schedule = ScheduleWidget(train, epochs=1, max_lr=0.1)
+    widget = TrainWidget(model, optimizer, criterion, train, val, schedule=schedule)
+    widget.run()
+    assert widget._label == "1cycle to 0.1 (start /10), momentum 0.95 to 0.85, 1 epoch"
+    assert "final train loss" in widget.final.value and "validation accuracy" in widget.final.value
+
+    def failing(history):
+        if history.steps_done == 3:
+            raise RuntimeError("the user's callback failed")
+
+    widget.fit_options["callback"] = failing
+    widget.epochs.value = 1
+    with pytest.raises(RuntimeError, match="callback failed"):
+        widget.run()
+    assert widget.history.steps_done == 3  # the partial run is kept and shown
+    del widget.fit_options["callback"]
+    widget.run()  # from the initial weights, although the failed run changed them
+    assert widget.earlier_labels[0].startswith("1cycle to 0.1")
+    assert widget.history.train_loss[0] == widget.earlier[0].train_loss[0]
+
+
+def test_live_drawings_are_fast_and_show_what_a_full_drawing_shows(parts):
+    model, optimizer, criterion, train, val = parts
+    snapshots = []
+    history = fit(model, optimizer, criterion, train, val, epochs=6, eval_every=4,
+                  callback=lambda h: snapshots.append(History.from_dict(h.to_dict())))
+    frames = Frames()
+    keys = []
+    for snapshot in [*snapshots[::4], history]:
+        png = frames.png(plot_history(snapshot), 100, grow=True)
+        keys.append(frames._key)
+    whole_drawings = len({id(key) for key in keys})
+    assert whole_drawings <= 3, whole_drawings  # the axes grew rarely: mostly data-only drawings
+    # the last (data-only) drawing against a whole drawing of the same figure and limits
+    reference = plot_history(history)
+    for axes, limits in zip(reference.axes, frames._limits):
+        if limits is not None:
+            axes.set_xlim(limits[0])
+            axes.set_ylim(limits[1])
+    difference = np.abs(pixels(png) - pixels(figure_png(reference, 100)))
+    assert difference.mean() < 0.5 and (difference > 60).mean() < 0.005
