@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 from torch.optim.lr_scheduler import CyclicLR, OneCycleLR
 
-from .checks import momentum_pair, number_in, positive_float, positive_int
+from .checks import instance_of, momentum_pair, number_in, positive_float, positive_int
 from .optim import CYCLICAL_MOMENTUM, has_momentum, momentum_of, scale_lrs
 from .train import Hook, planned_batches, steps_in_epoch
 
@@ -57,6 +57,10 @@ class OneCycle(OneCycleLR):
         return super().step()
 
 
+def _an_optimizer(optimizer) -> None:
+    instance_of("optimizer", optimizer, torch.optim.Optimizer, "for example torch.optim.SGD(...)")
+
+
 def _per_group(optimizer: torch.optim.Optimizer, lr: float) -> list[float]:
     """``lr`` for the first param group, the others scaled as their LRs are now
     (discriminative LRs keep their ratios)."""
@@ -69,6 +73,7 @@ def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float, total_steps: int,
               momentum: tuple[float, float] | None = CYCLICAL_MOMENTUM,
               style: str = "smith") -> OneCycle:
     """The 1cycle policy with cyclical momentum (see the module docstring)."""
+    _an_optimizer(optimizer)
     if style not in STYLES:
         raise ValueError(f"style must be one of {tuple(STYLES)}, got {style!r}")
     default_pct, default_final, anneal, three_phase = STYLES[style]
@@ -103,6 +108,7 @@ def cyclical(optimizer: torch.optim.Optimizer, base_lr: float, max_lr: float,
              step_size_down: int | None = None,
              momentum: tuple[float, float] | None = None) -> CyclicLR:
     """Cyclical learning rates between ``base_lr`` and ``max_lr`` (per optimizer step)."""
+    _an_optimizer(optimizer)
     base_lr, max_lr = positive_float("base_lr", base_lr), positive_float("max_lr", max_lr)
     if max_lr <= base_lr:
         raise ValueError(f"max_lr must be greater than base_lr, got {base_lr:g} and {max_lr:g}")
@@ -142,6 +148,8 @@ class BatchSizeSchedule(Hook):
             raise TypeError(f"milestones must be a list of epochs such as (30, 60), got "
                             f"{self.milestones!r}")
         object.__setattr__(self, "milestones", tuple(self.milestones))
+        if not self.milestones:
+            raise ValueError("milestones must name at least one epoch, such as (30, 60)")
         for m in self.milestones:
             positive_int("milestones", m)
         if list(self.milestones) != sorted(set(self.milestones)):
@@ -226,6 +234,7 @@ def preview(optimizer: torch.optim.Optimizer,
     length as ``steps_per_epoch`` or as the ``train_loader`` (needed with a batch-size schedule;
     its batch size is put back afterwards).
     """
+    _an_optimizer(optimizer)
     if (epochs is None) == (steps is None):
         raise ValueError("give exactly one of epochs and steps")
     positive_int("epochs", epochs, allow_none=True)
