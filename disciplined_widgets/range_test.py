@@ -28,6 +28,7 @@ from functools import cached_property
 from typing import Any, Callable, Iterable
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from .checks import (dict_fields, from_json_numbers, optimizer_holds, positive_float, positive_int,
@@ -188,7 +189,7 @@ def _mean_over_ranks(values: list) -> list[float]:
     if ranks == 1 and len(values) == 1:
         return [float(values[0])]  # the usual case: one step's loss, one process
     device = next((v.device for v in values if isinstance(v, torch.Tensor)), torch.device("cpu"))
-    if ranks > 1 and device.type == "cpu" and torch.distributed.get_backend() == "nccl":
+    if ranks > 1 and device.type == "cpu" and dist.get_backend() == "nccl":
         device = torch.device("cuda", torch.cuda.current_device())
     dtype = torch.float32 if device.type == "mps" else torch.float64
     stacked = torch.stack([torch.as_tensor(v, dtype=dtype, device=device).reshape(()) for v in values])
@@ -252,7 +253,9 @@ class RangeTest:
     ``sync_every - 1`` steps late (the curve still ends where the rule says, and the extra steps
     are undone with the rest). Floats and CPU tensors are read at once. ``test.result`` is the
     :class:`RangeTestResult` so far inside the block (``stop_reason="running"`` until the end;
-    reading it reads the losses back), and the final one after it.
+    reading it reads the losses back), and the final one after it. ``snapshot="disk"`` keeps the
+    snapshot in a private temporary directory instead of CPU memory; ``settings`` are what the
+    result's ``label`` shows (``range_tests`` puts the weight decay or momentum there).
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, *,
@@ -264,6 +267,9 @@ class RangeTest:
         optimizer_holds(model, optimizer)
         self.start_lr, self.end_lr = check_sweep(start_lr, end_lr, num_iter, mode, smooth,
                                                   diverge_factor, snapshot, sync_every)
+        if grad_scaler is not None and not isinstance(grad_scaler, torch.amp.GradScaler):
+            raise TypeError(f"grad_scaler must be a torch.amp.GradScaler, got "
+                            f"{type(grad_scaler).__name__}")
         generators = list(generators)
         if not all(isinstance(g, torch.Generator) for g in generators):
             raise TypeError("generators must be torch.Generator objects (a loader's .generator)")

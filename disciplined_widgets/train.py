@@ -850,7 +850,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, criterion: Callable 
     ones as they were. The model and the optimizer's state move to ``device``. The other
     keyword options (``device``, ``amp``, ``grad_scaler``, ``accumulation_steps``,
     ``clip_grad_norm``, ``loss_fn``, ``unpack``, ``metrics``, ``sync_every``) are
-    :class:`TrainingOptions`.
+    :class:`TrainingOptions`. Under ``torchrun`` every rank calls it; a ``DistributedSampler``
+    gets ``set_epoch`` each epoch and evaluation is averaged over the ranks (module docstring).
     """
     return Training(model, optimizer, criterion, train_loader, val_loader, **settings).run()
 

@@ -170,6 +170,7 @@ def test_misuse_gives_clear_errors(digits):
     (dict(sync_every=0), ValueError, "sync_every"),
     (dict(snapshot="gpu"), ValueError, "snapshot"),
     (dict(generators=[0]), TypeError, "generators"),
+    (dict(grad_scaler="fp16"), TypeError, "grad_scaler"),
     (dict(optimizer="other model"), ValueError, "optimizer does not hold"),
 ])
 def test_bad_arguments_are_refused_by_name_and_change_nothing(digits, kwargs, error, match):
