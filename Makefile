@@ -45,7 +45,7 @@ test: $(INSTALLED) browser
 IPYWIDGETS7 := $(VENV)/ipywidgets7
 IPYWIDGETS7_PACKAGES := "ipywidgets>=7.7,<7.8" "widgetsnbextension>=3.6,<3.7" \
 	"jupyterlab_widgets>=1.1,<2" "ipython_genutils>=0.2,<0.3"
-WIDGET_TESTS = $(wildcard tests/test_widget*.py)
+WIDGET_TESTS = $(wildcard tests/test_widget*.py tests/test_search_widget.py)
 
 $(IPYWIDGETS7)/.installed: $(INSTALLED)
 	rm -rf $(IPYWIDGETS7)
