@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .checks import (dict_fields, from_json_numbers, optimizer_holds, positive_float, positive_int,
+from .checks import (dict_fields, from_json_numbers, number_in, optimizer_holds, positive_float, positive_int,
                      same_lengths, to_json_numbers)
 from .snapshot import Snapshot
 from .suggest import EMA, Divergence, Suggestions, ema, suggest, usable_window
@@ -609,12 +609,14 @@ def range_tests_steps(
         raise ValueError("give exactly one of weight_decays and momentums")
     parameter, values = (("weight_decay", weight_decays) if weight_decays is not None
                          else ("momentum", momentums))
+    name = f"{parameter}s"
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a list of numbers such as [1e-3, 1e-4], got {values!r}")
     values = list(values)
     if not values:
-        raise ValueError(f"{parameter}s is empty")
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"{parameter}s must be numbers >= 0, got {value!r}")
+        raise ValueError(f"{name} is empty")
+    top = (math.inf, True) if parameter == "weight_decay" else (1.0, False)  # momentum < 1
+    values = [number_in(name, value, 0, top[0], include_high=top[1]) for value in values]
     groups = optimizer.param_groups
     key = momentum_key(groups[0]) if parameter == "momentum" else parameter
     if key is None or key not in groups[0]:

@@ -39,8 +39,8 @@ import torch.distributed as dist
 from torch import nn
 
 from .batch import Unpack, unpack_batch
-from .checks import (dict_fields, existing_device, from_json_numbers, optimizer_holds, positive_float, positive_int,
-                     same_lengths, to_json_numbers)
+from .checks import (dict_fields, existing_device, flag, from_json_numbers, instance_of, optimizer_holds,
+                     positive_float, positive_int, same_lengths, to_json_numbers)
 from .loader import iterate
 from .optim import momentum_of
 from .step import BatchLoss, Metric, correct_count
@@ -284,6 +284,7 @@ def evaluate(model: nn.Module, criterion: Callable | None, loader: Iterable, *,
     options as :class:`TrainingOptions`. Leaves the model's train/eval mode as it was. Under
     ``torch.distributed`` the means are over every rank's samples (see
     :func:`evaluate_batches`); ``across_ranks=False`` evaluates this rank's alone."""
+    instance_of("model", model, nn.Module, "a torch.nn.Module")
     opts = TrainingOptions.of(options)
     positive_int("max_batches", max_batches, allow_none=True)
     batch_loss = BatchLoss(criterion, loss_fn=opts.loss_fn, unpack=opts.unpack)
@@ -468,6 +469,18 @@ def _interrupts_end_the_run():
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def _hook_list(hooks) -> list:
+    """``hooks`` as a list of :class:`Hook` objects (a TypeError naming what is not one)."""
+    if isinstance(hooks, Hook) or not hasattr(hooks, "__iter__"):
+        raise TypeError(f"hooks must be a list of Hook objects, got {type(hooks).__name__}")
+    hooks = list(hooks)
+    for hook in hooks:
+        if not isinstance(hook, Hook):
+            raise TypeError(f"hooks must be Hook objects (subclasses of disciplined_widgets.Hook), "
+                            f"got {type(hook).__name__}")
+    return hooks
+
+
 def _check_run(epochs, steps, val_loader, eval_every, eval_each_epoch, eval_batches, callback,
                stop_event, seed, schedulers, batch_size_schedule, train_loader) -> None:
     if (epochs is None) == (steps is None):
@@ -538,6 +551,11 @@ class Training:
         self.batch_loss = BatchLoss(criterion, loss_fn=self.options.loss_fn,
                                     unpack=self.options.unpack)
         schedulers = _scheduler_list(schedulers)
+        hooks = _hook_list(hooks)
+        for name, value in (("progress_bar", progress_bar), ("stop_on_non_finite", stop_on_non_finite),
+                            ("eval_each_epoch", eval_each_epoch)):
+            if value is not None:
+                flag(name, value)
         _check_run(epochs, steps, val_loader, eval_every, eval_each_epoch, eval_batches, callback,
                    stop_event, seed, schedulers, batch_size_schedule, train_loader)
         self.model, self.optimizer = model, optimizer

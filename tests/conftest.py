@@ -25,3 +25,8 @@ def digits_loaders(digits):
 def _few_threads():
     # Two cores here: keep torch from oversubscribing them when tests run alongside others.
     torch.set_num_threads(2)
+
+
+# the course's reference solutions are run by test_student_copies.py inside the chapters,
+# not collected as test modules (some of their names end in _test.py)
+collect_ignore = ["course_solutions"]

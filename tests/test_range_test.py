@@ -317,7 +317,7 @@ def test_range_tests_bad_input(digits_loaders):
         range_tests(model, opt, nn.CrossEntropyLoss(), train)
     with pytest.raises(ValueError, match="empty"):
         range_tests(model, opt, nn.CrossEntropyLoss(), train, weight_decays=[])
-    with pytest.raises(ValueError, match=">= 0"):
+    with pytest.raises(ValueError, match=r"weight_decays must be in \[0, inf\]"):
         range_tests(model, opt, nn.CrossEntropyLoss(), train, weight_decays=[-1e-4])
 
 
