@@ -247,7 +247,9 @@ def _plot_lr_and_momentum(ax, history, x: str, xlabel: str, plan) -> None:
 
 def plot_comparison(comparison, x: str = "epoch", axes=None) -> Figure:
     """Validation loss and accuracy of every run of a comparison against epochs, parameter
-    updates or wall time (``x`` = ``"epoch"``, ``"step"`` or ``"time"``)."""
+    updates or wall time (``x`` = ``"epoch"``, ``"step"`` or ``"time"``). Each run has its own
+    line style, markers and width, so that runs that coincide (the same run until their
+    settings part) stay visible on top of each other."""
     if axes is None:  # stacked: legible when a laptop's notebook column scales it down
         figure = Figure(figsize=(6.8, 5.8), layout="constrained")
         axes = figure.subplots(2, 1, sharex=True)
@@ -256,10 +258,12 @@ def plot_comparison(comparison, x: str = "epoch", axes=None) -> Figure:
     for index, (label, history) in enumerate(zip(comparison.labels, comparison.histories)):
         n = min(len(history.val_loss), len(getattr(history, field)))
         xs = getattr(history, field)[:n]
-        axes[0].plot(xs, history.val_loss[:n], "o-", ms=3, color=f"C{index}", label=label)
+        style = dict(color=f"C{index}", label=label, ls=("-", "--", ":", "-.")[index % 4],
+                     marker="osD^v"[index % 5], ms=max(2.0, 5.0 - index), lw=max(1.0, 2.6 - 0.5 * index))
+        axes[0].plot(xs, history.val_loss[:n], **style)
         accuracy = history.val_accuracy[:n]
         if n and all(a is not None for a in accuracy):
-            axes[1].plot(xs, accuracy, "o-", ms=3, color=f"C{index}", label=label)
+            axes[1].plot(xs, accuracy, **style)
     reach = [r for r in (planned_extent(h, x) for h in comparison.histories) if r]
     if reach:  # the runs' planned range: running curves grow into it
         for ax in axes:
