@@ -13,7 +13,7 @@ from ..plots import plot_comparison
 from ..schedules import BatchSizeSchedule
 from ..train import History
 from .compat import tooltip
-from .controls import auto, control, wrapping_row
+from .controls import auto, control, parse_epochs, wrapping_row
 from .live_plot import LivePlot
 from .runner import Runner
 
@@ -82,15 +82,8 @@ class CompareWidget(Runner):
                    f"at least 1, got {self.epochs.value}")
         self.check(self.factor, None if not schedules or self.factor.value > 1 else
                    f"a number above 1, got {self.factor.value:g}")
-        self.check(self.milestones, _problem(lambda: self._milestones()) if schedules else None)
+        self.check(self.milestones, _problem(lambda: parse_epochs(self.milestones.value)) if schedules else None)
         self.check(self.values, _problem(self.parsed_values))
-
-    def _milestones(self) -> tuple[int, ...]:
-        parts = [part.strip() for part in self.milestones.value.split(",") if part.strip()]
-        bad = [part for part in parts if not part.isdigit()]
-        if bad or not parts:
-            raise ValueError(f"whole epochs such as '2, 4', got {self.milestones.value!r}")
-        return tuple(int(part) for part in parts)
 
     def parsed_values(self) -> list:
         """The typed values as the core wants them; a ValueError in the widget's words."""
@@ -106,7 +99,7 @@ class CompareWidget(Runner):
 
     def _schedules(self, parts: list[str]) -> list:
         batch = self._data[3].batch_size
-        milestones, factor = self._milestones(), self.factor.value
+        milestones, factor = parse_epochs(self.milestones.value), self.factor.value
         kinds = {"LR decay": batch, "batch growth": None, "hybrid": round(batch * factor),
                  "constant": "constant"}
         unknown = [p for p in parts if p not in kinds]

@@ -45,6 +45,14 @@ def wrapping_row(children) -> widgets.HBox:
                                                               align_items="center"))
 
 
+def parse_epochs(text: str) -> tuple[int, ...]:
+    """Epochs typed as ``"30, 60"`` (commas or semicolons); a ValueError in the field's words."""
+    parts = [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+    if not parts or not all(part.isdigit() for part in parts):
+        raise ValueError(f"expected whole epochs such as '30, 60', got {text!r}")
+    return tuple(int(part) for part in parts)
+
+
 def mark(widget, problem: str | None) -> None:
     """Outline ``widget`` in red while its value has a ``problem`` (None: clear)."""
     widget.layout.border = INVALID if problem else ""

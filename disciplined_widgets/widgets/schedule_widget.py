@@ -9,7 +9,7 @@ import torch
 
 from ..plots import plot_schedule
 from ..schedules import BatchSizeSchedule, SchedulePreview, cyclical, one_cycle, preview
-from .controls import control, format_lr, mark, wrapping_row
+from .controls import control, format_lr, mark, parse_epochs, wrapping_row
 from .live_plot import LivePlot
 
 
@@ -108,10 +108,9 @@ class ScheduleWidget(widgets.VBox):
         if self.train_loader is None or not hasattr(self.train_loader, "batch_size"):
             raise ValueError("batch-size milestones need a train_loader with a batch size")
         try:
-            milestones = tuple(int(p) for p in text.replace(";", ",").split(",") if p.strip())
-        except ValueError:
-            raise ValueError(f"grow batch at epochs: expected whole epochs such as '30, 60', "
-                             f"got {text!r}") from None
+            milestones = parse_epochs(text)
+        except ValueError as error:
+            raise ValueError(f"grow batch at epochs: {error}") from None
         return BatchSizeSchedule(self.train_loader.batch_size, milestones,
                                  factor=self.batch_factor.value,
                                  max_batch_size=self.max_batch.value or None)
