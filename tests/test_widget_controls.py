@@ -122,15 +122,36 @@ def test_live_drawings_are_fast_and_show_what_a_full_drawing_shows(parts):
     history = fit(model, optimizer, criterion, train, val, epochs=6, eval_every=4,
                   callback=lambda h: snapshots.append(History.from_dict(h.to_dict())))
     frames = Frames()
-    keys = []
     for snapshot in [*snapshots[::4], history]:
         png = frames.png(plot_history(snapshot), 100, grow=True)
-        keys.append(frames._key)
-    whole_drawings = len({id(key) for key in keys})
-    assert whole_drawings <= 3, whole_drawings  # the axes grew rarely: mostly data-only drawings
-    # the last (data-only) drawing against a whole drawing of the same figure and limits
-    reference = plot_history(history)
-    for axes, limits in zip(reference.axes, frames._limits):
+    drawings = frames.drawings
+    assert drawings["whole"] == 1, drawings  # the layout is kept while live
+    assert drawings["axes"] <= 3 and drawings["data"] >= 8, drawings  # the axes grew rarely
+    assert_drawn_as_whole(png, plot_history(history), frames)
+
+
+def test_a_live_spike_redraws_only_its_axes_and_looks_as_a_whole_drawing(parts):
+    model, optimizer, criterion, train, val = parts
+    history = fit(model, optimizer, criterion, train, val, epochs=2)
+    frames = Frames()
+    frames.png(plot_history(history), 100, grow=True)
+    spiked = History.from_dict(history.to_dict())
+    spiked.train_loss[-5:] = [40.0] * 5  # the loss leaves its axes: only that axes changes
+    png = frames.png(plot_history(spiked), 100, grow=True)
+    assert frames.drawings == {"whole": 1, "axes": 1, "data": 0}
+    assert frames._limits[0][1][1] > 40  # the loss axes took the spike in
+    assert_drawn_as_whole(png, plot_history(spiked), frames)
+    spiked.train_loss[-5:] = [40000.0] * 5  # wider tick labels: the layout is made again
+    frames.png(plot_history(spiked), 100, grow=True)
+    assert frames.drawings["whole"] == 2
+    assert all(region.x0 >= 0 for region in frames._regions)  # the "loss" label not cut off
+
+
+def assert_drawn_as_whole(png: bytes, reference, frames: Frames) -> None:
+    """``png`` against a whole drawing of ``reference`` at the frames' positions and limits."""
+    reference.set_layout_engine("none")
+    for axes, position, limits in zip(reference.axes, frames._positions, frames._limits):
+        axes.set_position(position)
         if limits is not None:
             axes.set_xlim(limits[0])
             axes.set_ylim(limits[1])

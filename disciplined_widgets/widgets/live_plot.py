@@ -1,35 +1,43 @@
 """A live matplotlib plot inside an ``ipywidgets.Image``.
 
-The work only hands over the latest data (``update``, returns at once); a renderer thread
-draws it off-screen with Agg and sets ``Image.value`` (a trait update, safe from a thread).
-While the work runs (``live``), drawings come at most ``max_fps`` times a second and no more
-often than keeps drawing under ``budget`` (3%) of the run's time so far (not counting its
-first drawing, which lays the axes out), since drawing holds Python's GIL that training also
-needs; a burst of updates costs one drawing. When idle (a slider moved
-after a run) the change is drawn at once. ``flush`` draws the final state in the caller's
+The work hands over the latest data (``update``); it is drawn off-screen with Agg and set as
+``Image.value`` (a trait update, safe from a thread). While the work runs (``live``),
+drawings come at most ``max_fps`` times a second and no more often than keeps drawing under
+``budget`` (3%) of the run's time so far (not counting its first drawing, which lays the axes
+out); a burst of updates costs one drawing. A live drawing that is due is drawn by the update
+itself, between the work's steps, so that no second thread competes with the work for the
+cores and Python's GIL; a renderer thread draws what waits longer (no update came) and, when
+idle (a slider moved after a run), draws the change at once. ``flush`` draws the final state in the caller's
 thread. Where no widget frontend exists (a static render of the notebook, a terminal), the plot
 shows as a PNG.
 
 Drawings while live are cheap (matplotlib's blitting, :class:`Frames`): the axes only grow
 during a run, so most drawings differ from the last only in their data; the axes, ticks,
-labels and legends are then reused as pixels and only the data is drawn over them.
+labels and legends are then reused as pixels and only the data is drawn over them. When one
+axes' limits grow, only that axes is drawn again; the layout is computed once per kind of
+figure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import itertools
 import math
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any, Callable
 
 import ipywidgets as widgets
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.transforms import Bbox, IdentityTransform
 from PIL import Image
 
 IDLE_GATHER = 0.03  # seconds to gather the updates of a slider drag into one drawing
+LATE = 1.0  # seconds past due after which the renderer thread draws a live update itself
 
 
 def figure_png(figure: Figure, dpi: int = 90) -> bytes:
@@ -53,21 +61,32 @@ def _data_artists(axes) -> list:
 
 
 def _decorations(figure: Figure) -> tuple:
-    """What two drawings share when only their data differs: the size, the figure's legends,
-    and every axes' limits, scales, texts and legend labels."""
-    parts: list = [tuple(figure.get_size_inches()), figure.dpi,
-                   tuple(tuple(text.get_text() for text in legend.get_texts())
-                         for legend in figure.legends)]
+    """What two drawings share when only their data differs: the figure's part (its size and
+    legends) and, per axes, its limits, scales, texts and legend labels."""
+    legends = tuple(tuple(text.get_text() for text in legend.get_texts()) for legend in figure.legends)
+    per_axes = []
     for axes in figure.axes:
         legend = axes.get_legend()
-        parts.append((axes.get_xlim(), axes.get_ylim(), axes.get_xscale(), axes.get_yscale(),
-                      axes.get_title(), axes.get_xlabel(), axes.get_ylabel(),
-                      tuple(text.get_text() for text in axes.texts),
-                      tuple(text.get_text() for text in legend.get_texts()) if legend else ()))
-    return tuple(parts)
+        per_axes.append((axes.get_xlim(), axes.get_ylim(), axes.get_xscale(), axes.get_yscale(),
+                         axes.get_title(), axes.get_xlabel(), axes.get_ylabel(),
+                         tuple(text.get_text() for text in axes.texts),
+                         tuple(text.get_text() for text in legend.get_texts()) if legend else ()))
+    return (tuple(figure.get_size_inches()), figure.dpi, legends), tuple(per_axes)
+
+
+def _structure(key: tuple) -> tuple:
+    """What a layout depends on: the figure's part, and each axes' scales, which of its labels
+    it has and its legend (not its limits or its texts' wording)."""
+    figure_part, per_axes = key
+    return figure_part, tuple((x_scale, y_scale, bool(title), bool(xlabel), bool(ylabel), legend)
+                              for _, _, x_scale, y_scale, title, xlabel, ylabel, _, legend in per_axes)
+
+
+LAYOUTS: dict[tuple, list] = {}  # a structure -> its axes' positions, from its last laid-out drawing
 
 
 HEADROOM = 0.25  # a limit that must grow grows by this share of the span more
+PAD = 2  # pixels around an axes' decorations cleared before they are drawn again
 
 
 def _grown(now: tuple, before: tuple, log: bool) -> tuple:
@@ -81,15 +100,32 @@ def _grown(now: tuple, before: tuple, log: bool) -> tuple:
     return scale[1](low), scale[1](high)
 
 
+@contextlib.contextmanager
+def _data_hidden(figure: Figure) -> Iterator[None]:
+    """The figure without its data (lines, collections, patches) for the duration."""
+    data = [artist for axes in figure.axes for artist in _data_artists(axes)]
+    shown = [artist.get_visible() for artist in data]
+    for artist in data:
+        artist.set_visible(False)
+    try:
+        yield
+    finally:
+        for artist, visible in zip(data, shown):
+            artist.set_visible(visible)
+
+
 class Frames:
     """PNGs of a sequence of figures, drawn fast when only their data changes (blitting).
 
-    The first figure, and any whose decorations (:func:`_decorations`) differ from the last
-    fully drawn one, is drawn whole, once without its data (the background, kept as pixels)
-    and then with it; the next ones take that background's axes positions and draw only their
-    lines, collections and patches over its pixels: a few milliseconds instead of a hundred.
-    ``grow`` widens each axes' limits to take in the previous drawing's, so that while data
-    arrives the axes only grow and most drawings are fast ones.
+    A figure is drawn whole (its background: everything but the data, kept as pixels; then its
+    data) when it is the first, or its figure-level part or number of axes changed, or, when
+    not live, when any decoration (:func:`_decorations`) changed. Live drawings keep the
+    layout: the axes stay where the last whole drawing put them (the first whole drawing of a
+    figure's :func:`_structure` lays it out once per process, see ``LAYOUTS``), an axes whose
+    limits or texts changed is drawn again over its own pixels only (with its twins), and the
+    data is drawn over the background: a few milliseconds instead of a hundred. ``grow``
+    widens each axes' limits to take in the previous drawing's, so that while data arrives the
+    axes only grow and most drawings are data-only. ``drawings`` counts each kind.
     """
 
     def __init__(self):
@@ -97,7 +133,10 @@ class Frames:
         self._background = None
         self._key: tuple | None = None
         self._positions: list = []
+        self._regions: list = []  # per axes: the pixels its decorations cover (live drawings)
         self._limits: list = []
+        self._relayout = False
+        self.drawings = {"whole": 0, "axes": 0, "data": 0}
 
     def reset(self) -> None:
         """Forget the limits: the next drawings start from their own (a new run)."""
@@ -108,15 +147,17 @@ class Frames:
         figure.set_dpi(dpi)
         if grow:
             self._grow(figure)
-        key = _decorations(figure)
-        same_layout = len(self._positions) == len(figure.axes) and self._key is not None and \
-            self._key[:3] == key[:3]
-        if key == self._key and same_layout:
-            self._draw_data_only(figure)
+        key, engine = _decorations(figure), figure.get_layout_engine()
+        if key == self._key and len(self._positions) == len(figure.axes):
+            self._place(figure, self._positions)
+            kind = "data"
+        elif grow and self._redraw_changed_axes(figure, key):
+            kind = "axes"
         else:
-            if grow and same_layout:  # only limits changed while live: keep the axes in place
-                self._place(figure)
-            self._draw_whole(figure, key)
+            self._draw_whole(figure, key, engine, live=grow)
+            kind = "whole"
+        self._draw_data(figure)
+        self.drawings[kind] += 1
         self._limits = [(axes.get_xlim(), axes.get_ylim()) if axes.has_data() else None
                         for axes in figure.axes]
         return _png(self._canvas)
@@ -130,35 +171,92 @@ class Frames:
             axes.set_xlim(_grown(axes.get_xlim(), limits[0], axes.get_xscale() == "log"))
             axes.set_ylim(_grown(axes.get_ylim(), limits[1], axes.get_yscale() == "log"))
 
-    def _draw_whole(self, figure: Figure, key: tuple) -> None:
+    def _draw_whole(self, figure: Figure, key: tuple, engine, live: bool) -> None:
+        """Background and data; while live, at the structure's known layout if there is one
+        (else, and where labels would pass the figure's edge there, laid out by ``engine``)."""
+        structure = _structure(key)
+        laid_out = (live and not self._relayout and structure in LAYOUTS
+                    and len(LAYOUTS[structure]) == len(figure.axes))
+        self._relayout = False
+        if laid_out:
+            self._place(figure, LAYOUTS[structure])
+        else:  # placed axes are out of the layout (set_position): put them back in
+            figure.set_layout_engine(engine)
+            for axes in figure.axes:
+                axes.set_in_layout(True)
         self._canvas = FigureCanvasAgg(figure)
-        data = [artist for axes in figure.axes for artist in _data_artists(axes)]
-        shown = [artist.get_visible() for artist in data]
-        for artist in data:
-            artist.set_visible(False)
-        self._canvas.draw()
+        with _data_hidden(figure):
+            self._canvas.draw()
+            renderer = self._canvas.get_renderer()
+            self._regions = [axes.get_tightbbox(renderer) for axes in figure.axes] if live else []
+        if laid_out and not all(_inside(region, figure.bbox) for region in self._regions):
+            self._relayout = True
+            return self._draw_whole(figure, key, engine, live)
         self._background = self._canvas.copy_from_bbox(figure.bbox)
         self._positions = [axes.get_position() for axes in figure.axes]
-        for artist, visible in zip(data, shown):
-            artist.set_visible(visible)
-        self._draw_data_only(figure, positioned=True)
+        if not laid_out:
+            LAYOUTS[structure] = self._positions
         self._key = key
 
-    def _place(self, figure: Figure) -> None:
-        """The axes where the last whole drawing's layout put them (no layout computed)."""
+    def _redraw_changed_axes(self, figure: Figure, key: tuple) -> bool:
+        """Draw again, over the background, only the axes whose decorations changed (with the
+        axes sharing their place: twins). False, and nothing drawn, where that cannot be done:
+        another layout, or decorations that would reach into another axes' pixels or past the
+        figure's edge (then the whole drawing is laid out again)."""
+        old = self._key
+        if (old is None or old[0] != key[0] or len(old[1]) != len(key[1])
+                or len(self._regions) != len(figure.axes)):
+            return False
+        self._place(figure, self._positions)
+        changed = {i for i, (now, before) in enumerate(zip(key[1], old[1])) if now != before}
+        places = [tuple(position.bounds) for position in self._positions]
+        redrawn = [i for i in range(len(places)) if places[i] in {places[j] for j in changed}]
+        renderer = self._canvas.get_renderer()
+        with _data_hidden(figure):
+            regions = {i: Bbox.union([self._regions[i], figure.axes[i].get_tightbbox(renderer)])
+                       for i in redrawn}
+            others = [self._regions[i] for i in range(len(places)) if i not in regions]
+            if any(region.overlaps(other) for region in regions.values() for other in others):
+                return False
+            if not all(_inside(region, figure.bbox) for region in regions.values()):
+                self._relayout = True  # labels grew past the figure's edge: lay it out again
+                return False
+            self._canvas.restore_region(self._background)
+            for i in redrawn:
+                _clear(renderer, figure, regions[i].padded(PAD))
+            for i in redrawn:
+                figure.axes[i].draw(renderer)
+        self._background = self._canvas.copy_from_bbox(figure.bbox)
+        self._regions = [regions.get(i, region) for i, region in enumerate(self._regions)]
+        self._key = key
+        return True
+
+    @staticmethod
+    def _place(figure: Figure, positions: list) -> None:
+        """The axes at ``positions`` (no layout computed)."""
         figure.set_layout_engine("none")
-        for axes, position in zip(figure.axes, self._positions):
+        for axes, position in zip(figure.axes, positions):
             axes.set_position(position)
 
-    def _draw_data_only(self, figure: Figure, positioned: bool = False) -> None:
-        if not positioned:
-            self._place(figure)
+    def _draw_data(self, figure: Figure) -> None:
         renderer = self._canvas.get_renderer()
         self._canvas.restore_region(self._background)
         for axes in figure.axes:
             for artist in sorted(_data_artists(axes), key=lambda a: a.get_zorder()):
                 if artist.get_visible():
                     artist.draw(renderer)
+
+
+def _inside(box: Bbox, outer: Bbox) -> bool:
+    return outer.x0 <= box.x0 and box.x1 <= outer.x1 and outer.y0 <= box.y0 and box.y1 <= outer.y1
+
+
+def _clear(renderer, figure: Figure, box: Bbox) -> None:
+    """Paint ``box`` (pixels) in the figure's background colour."""
+    patch = Rectangle((box.x0, box.y0), box.width, box.height, transform=IdentityTransform(),
+                      facecolor=figure.get_facecolor(), edgecolor="none", linewidth=0)
+    patch.set_figure(figure)
+    patch.draw(renderer)
 
 
 class LivePlot:
@@ -187,6 +285,11 @@ class LivePlot:
         self._thread: threading.Thread | None = None
 
     @property
+    def drawings(self) -> dict[str, int]:
+        """How many drawings were whole, of changed axes only, or of the data only."""
+        return dict(self._frames.drawings)
+
+    @property
     def live(self) -> bool:
         """True while the work runs: drawings throttled to ``max_fps`` and ``budget``."""
         return self._live
@@ -208,6 +311,9 @@ class LivePlot:
             self._urgent = True
             self._wake.set()
         self._pending.set()
+        if self._live and not now and time.monotonic() >= self._due():
+            self._draw_pending()  # here, between the work's steps: no thread competes with it
+            return
         if self._thread is None or not self._thread.is_alive():
             # Not a daemon: Python waits for it at exit (it ends within half a second when idle)
             # instead of killing it inside matplotlib's C++ drawing code, which aborts.
@@ -233,23 +339,31 @@ class LivePlot:
             return max(self._since + self.interval, self._run_started + spent / self.budget)
         return self._since + IDLE_GATHER
 
+    def _due_in_thread(self) -> float:
+        """While live the work's next update draws what is due; the thread only what waits
+        ``LATE`` seconds past that (updates came no more)."""
+        return self._due() + (LATE if self._live and not self._urgent else 0.0)
+
     def _loop(self) -> None:
         while self._pending.wait(timeout=0.5):
             while True:
                 self._wake.clear()  # before reading the state: a change meanwhile wakes us
-                wait = self._due() - time.monotonic()
+                wait = self._due_in_thread() - time.monotonic()
                 if wait <= 0:
                     break
                 self._wake.wait(wait)
-            if not self._pending.is_set():
-                continue  # flushed meanwhile
-            self._pending.clear()
-            self._urgent = False
-            started = time.monotonic()
-            self._render()
-            if self._live:  # the first drawing of a run is not counted: it lays the axes out
-                took = time.monotonic() - started
-                self._run_drawing = 0.0 if self._run_drawing is None else self._run_drawing + took
+            if self._pending.is_set():  # not drawn meanwhile
+                self._draw_pending()
+
+    def _draw_pending(self) -> None:
+        """Draw the latest data, counting the time against a live run's budget."""
+        self._pending.clear()
+        self._urgent = False
+        started = time.monotonic()
+        self._render()
+        if self._live:  # the first drawing of a run is not counted: it lays the axes out
+            took = time.monotonic() - started
+            self._run_drawing = 0.0 if self._run_drawing is None else self._run_drawing + took
 
     def _render(self) -> None:
         with self._lock:
