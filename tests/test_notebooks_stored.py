@@ -41,3 +41,24 @@ def test_chapter_has_setup_badges_claim_check_and_exercise(path):
     solutions = [i for i, c in enumerate(code) if "solution" in c["metadata"].get("tags", [])]
     assert solutions, "an exercise whose solution cell is tagged 'solution'"
     assert all(i + 1 < len(code) for i in solutions), "a self-check follows each solution"
+
+
+TEMPLATE = ["## The setting", "## The idea", "## Exercise", "## What to take away",
+            "## Questionnaire", "## Further research", "## References"]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.name for p in CHAPTERS])
+def test_chapter_follows_the_template(path):
+    """Title, learning goals, setting, idea, ..., exercises, take-aways, questionnaire, further
+    research and references with arXiv links, in that order (fastbook's and d2l's endings)."""
+    cells = json.loads(path.read_text())["cells"]
+    markdown = ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
+    assert markdown[0].startswith(f"# {path.name[:2]} · ") and "**Learning goals**" in markdown[0]
+    headings = [line for text in markdown for line in text.splitlines() if line.startswith("## ")]
+    found = [next((i for i, h in enumerate(headings) if h.startswith(part)), None) for part in TEMPLATE]
+    assert None not in found, dict(zip(TEMPLATE, found))
+    assert found == sorted(found), f"the template's sections in order: {TEMPLATE}"
+    sections = {h: text for text in markdown for h in TEMPLATE if text.startswith(h)}
+    questions = [line for line in sections["## Questionnaire"].splitlines() if line[:1].isdigit()]
+    assert len(questions) >= 10, "a questionnaire of ten questions or more"
+    assert "https://arxiv.org/abs/" in sections["## References"]
