@@ -283,14 +283,15 @@ def test_eval_every_alone_does_not_add_epoch_evaluations(digits_loaders):
 
 
 def test_an_interrupt_ends_the_run_after_the_step_and_keeps_the_history(digits_loaders):
-    import os
     import signal
     train, val = digits_loaders
     model, opt, loss = make()
 
     def interrupt_at_step_5(history):
         if history.steps_done == 5 and len(history.eval_step) == 0:
-            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C or a notebook's interrupt sends
+            # what Ctrl-C or a notebook's interrupt sends; raised in this (the main) thread, as
+            # os.kill may hand it to another thread of the test process first
+            signal.raise_signal(signal.SIGINT)
 
     history = fit(model, opt, loss, train, val, epochs=2, callback=interrupt_at_step_5)
     assert history.stop_reason == "interrupted" and history.steps_done in (5, 6)
@@ -299,8 +300,8 @@ def test_an_interrupt_ends_the_run_after_the_step_and_keeps_the_history(digits_l
 
     def interrupt_twice(history):
         if history.steps_done == 3:
-            os.kill(os.getpid(), signal.SIGINT)
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
 
     with pytest.raises(KeyboardInterrupt) as raised:
         fit(model, opt, loss, train, epochs=1, callback=interrupt_twice)
