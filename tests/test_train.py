@@ -286,6 +286,9 @@ def test_an_interrupt_ends_the_run_after_the_step_and_keeps_the_history(digits_l
     import signal
     train, val = digits_loaders
     model, opt, loss = make()
+    # Python's own handler, as in a plain script (fit leaves a host's handler alone, and an
+    # earlier test of the full suite can leave another one installed)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def interrupt_at_step_5(history):
         if history.steps_done == 5 and len(history.eval_step) == 0:
@@ -306,6 +309,7 @@ def test_an_interrupt_ends_the_run_after_the_step_and_keeps_the_history(digits_l
     with pytest.raises(KeyboardInterrupt) as raised:
         fit(model, opt, loss, train, epochs=1, callback=interrupt_twice)
     assert raised.value.history.steps_done == 3
+    signal.signal(signal.SIGINT, previous)
 
 
 def test_an_error_mid_run_carries_the_partial_history(digits_loaders):
