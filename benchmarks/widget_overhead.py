@@ -141,7 +141,7 @@ def main() -> None:
             return kernel.execute(
                 "trainer = TrainWidget(*parts(), epochs=EPOCHS, device=device)\n"
                 "t, history = timed(trainer.run)",
-                t="t", same="history.train_loss == fit_losses", renders="trainer.plot.drawings",
+                t="t", same="history.train_loss == fit_losses", drawings="trainer.plot.drawings",
                 drawing="trainer.plot.render_seconds")
 
         def button():
@@ -155,7 +155,7 @@ def main() -> None:
             kernel.click(ids["run"])
             out = kernel.execute("await trainer.finished()  # waits without stopping the loop",
                                  end="ended[0]", same="trainer.history.train_loss == fit_losses",
-                                 renders="trainer.plot.drawings",
+                                 drawings="trainer.plot.drawings",
                                  drawing="trainer.plot.render_seconds",
                                  error="repr(trainer.error)")
             if out["error"] != "None":
@@ -181,7 +181,7 @@ def main() -> None:
     for name in ("run()", "Run button"):
         share = last[name]["drawing"] / last[name]["t"]
         print(f"TrainWidget {name:<20}{best[name]:.2f} s -> {best[name] / best['fit']:.3f}x"
-              f"   (drawings {last[name]['renders']}, {share:.1%} of the time drawing, "
+              f"   (drawings {last[name]['drawings']}, {share:.1%} of the time drawing, "
               f"same losses: {last[name]['same']})")
 
 

@@ -135,7 +135,6 @@ class Frames:
         self._positions: list = []
         self._regions: list = []  # per axes: the pixels its decorations cover (live drawings)
         self._limits: list = []
-        self._relayout = False
         self.drawings = {"whole": 0, "axes": 0, "data": 0}
 
     def reset(self) -> None:
@@ -151,11 +150,11 @@ class Frames:
         if key == self._key and len(self._positions) == len(figure.axes):
             self._place(figure, self._positions)
             kind = "data"
-        elif grow and self._redraw_changed_axes(figure, key):
-            kind = "axes"
         else:
-            self._draw_whole(figure, key, engine, live=grow)
-            kind = "whole"
+            kind = self._redraw_changed_axes(figure, key) if grow else "whole"
+            if kind != "axes":
+                self._draw_whole(figure, key, engine, live=grow, fresh_layout=kind == "relayout")
+                kind = "whole"
         self._draw_data(figure)
         self.drawings[kind] += 1
         self._limits = [(axes.get_xlim(), axes.get_ylim()) if axes.has_data() else None
@@ -171,13 +170,14 @@ class Frames:
             axes.set_xlim(_grown(axes.get_xlim(), limits[0], axes.get_xscale() == "log"))
             axes.set_ylim(_grown(axes.get_ylim(), limits[1], axes.get_yscale() == "log"))
 
-    def _draw_whole(self, figure: Figure, key: tuple, engine, live: bool) -> None:
-        """Background and data; while live, at the structure's known layout if there is one
-        (else, and where labels would pass the figure's edge there, laid out by ``engine``)."""
+    def _draw_whole(self, figure: Figure, key: tuple, engine, live: bool,
+                    fresh_layout: bool = False) -> None:
+        """The background; while live, at the structure's known layout if there is one (else,
+        with ``fresh_layout``, and where labels would pass the figure's edge there, laid out by
+        ``engine``)."""
         structure = _structure(key)
-        laid_out = (live and not self._relayout and structure in LAYOUTS
+        laid_out = (live and not fresh_layout and structure in LAYOUTS
                     and len(LAYOUTS[structure]) == len(figure.axes))
-        self._relayout = False
         if laid_out:
             self._place(figure, LAYOUTS[structure])
         else:  # placed axes are out of the layout (set_position): put them back in
@@ -190,23 +190,22 @@ class Frames:
             renderer = self._canvas.get_renderer()
             self._regions = [axes.get_tightbbox(renderer) for axes in figure.axes] if live else []
         if laid_out and not all(_inside(region, figure.bbox) for region in self._regions):
-            self._relayout = True
-            return self._draw_whole(figure, key, engine, live)
+            return self._draw_whole(figure, key, engine, live, fresh_layout=True)
         self._background = self._canvas.copy_from_bbox(figure.bbox)
         self._positions = [axes.get_position() for axes in figure.axes]
         if not laid_out:
             LAYOUTS[structure] = self._positions
         self._key = key
 
-    def _redraw_changed_axes(self, figure: Figure, key: tuple) -> bool:
+    def _redraw_changed_axes(self, figure: Figure, key: tuple) -> str:
         """Draw again, over the background, only the axes whose decorations changed (with the
-        axes sharing their place: twins). False, and nothing drawn, where that cannot be done:
-        another layout, or decorations that would reach into another axes' pixels or past the
-        figure's edge (then the whole drawing is laid out again)."""
+        axes sharing their place: twins): ``"axes"``. Nothing drawn where that cannot be done:
+        ``"whole"`` for another layout or decorations that would reach into another axes'
+        pixels, ``"relayout"`` for decorations that would pass the figure's edge."""
         old = self._key
         if (old is None or old[0] != key[0] or len(old[1]) != len(key[1])
                 or len(self._regions) != len(figure.axes)):
-            return False
+            return "whole"
         self._place(figure, self._positions)
         changed = {i for i, (now, before) in enumerate(zip(key[1], old[1])) if now != before}
         places = [tuple(position.bounds) for position in self._positions]
@@ -217,10 +216,9 @@ class Frames:
                        for i in redrawn}
             others = [self._regions[i] for i in range(len(places)) if i not in regions]
             if any(region.overlaps(other) for region in regions.values() for other in others):
-                return False
+                return "whole"
             if not all(_inside(region, figure.bbox) for region in regions.values()):
-                self._relayout = True  # labels grew past the figure's edge: lay it out again
-                return False
+                return "relayout"
             self._canvas.restore_region(self._background)
             for i in redrawn:
                 _clear(renderer, figure, regions[i].padded(PAD))
@@ -229,7 +227,7 @@ class Frames:
         self._background = self._canvas.copy_from_bbox(figure.bbox)
         self._regions = [regions.get(i, region) for i, region in enumerate(self._regions)]
         self._key = key
-        return True
+        return "axes"
 
     @staticmethod
     def _place(figure: Figure, positions: list) -> None:
