@@ -183,7 +183,8 @@ def plot_history(history, axes=None, *, earlier=(), x: str = "epoch", labels=Non
     updates) or ``"time"`` (seconds). ``earlier`` histories are drawn thinner, named by
     ``labels`` (their settings; else "earlier 1", ...); a run in progress shows its whole
     planned x range, and ``plan`` (a :class:`~disciplined_widgets.SchedulePreview`) the LR and
-    momentum it is to follow. The legend sits below the panels, off the data."""
+    momentum it is to follow (with a plan, an empty history draws the axes the run will
+    fill). The legend sits below the panels, off the data."""
     if axes is None:  # two rows: legible when a laptop's notebook column scales it down
         figure = Figure(figsize=(8, 5.8), layout="constrained")
         mosaic = figure.subplot_mosaic([["loss", "loss"], ["accuracy", "lr"]])
@@ -213,7 +214,9 @@ def plot_history(history, axes=None, *, earlier=(), x: str = "epoch", labels=Non
         ax_loss.set_ylim(bottom=0)
     ax_acc.set(xlabel=xlabel, ylabel="accuracy", title="Validation accuracy", ylim=(0, 1.02))
     _plot_lr_and_momentum(ax_lr, history, x, xlabel, plan)
-    reach = [planned_extent(history, x)] + [getattr(h, x)[-1] for h in earlier if h.step]
+    planned = (getattr(plan, x)[-1] if plan is not None and x != "time" and plan.step
+               else planned_extent(history, x))
+    reach = [planned] + [getattr(h, x)[-1] for h in earlier if h.step]
     reach = [r for r in reach if r]
     if reach:
         for ax in axes:
@@ -231,7 +234,8 @@ def _plot_lr_and_momentum(ax, history, x: str, xlabel: str, plan) -> None:
     xs = getattr(history, x)[:n]
     twin = None
     momentum = history.momentum[:n]
-    has_momentum = n and all(m is not None for m in momentum)
+    source = plan.momentum if plan is not None else momentum  # the plan's: axes before the data
+    has_momentum = bool(source) and all(m is not None for m in source)
     if plan is not None and x != "time":
         ax.plot(getattr(plan, x), plan.lr, color="tab:red", lw=1, alpha=0.25)
     ax.plot(xs, history.lr[:n], color="tab:red", lw=1.5)

@@ -147,6 +147,17 @@ def test_a_live_spike_redraws_only_its_axes_and_looks_as_a_whole_drawing(parts):
     assert all(region.x0 >= 0 for region in frames._regions)  # the "loss" label not cut off
 
 
+def test_a_displayed_train_widget_shows_the_axes_its_run_fills_and_its_run_draws_no_whole(parts):
+    widget = TrainWidget(*parts, epochs=3)
+    bundle = widget._repr_mimebundle_()  # displayed: the empty axes, laid out before the click
+    assert "image/png" in bundle and widget.plot.drawings == {"whole": 1, "axes": 0, "data": 0}
+    empty = plot_history(History(), plan=widget._plan)
+    assert [axes.get_xlim() for axes in empty.axes] == [(0, 3)] * 4  # loss, accuracy, LR, momentum
+    widget.run()
+    assert widget.plot.drawings["whole"] == 1, widget.plot.drawings  # the run drew what changed
+    assert_drawn_as_whole(widget.plot.image.value, widget._draw(widget.history), widget.plot._frames)
+
+
 def assert_drawn_as_whole(png: bytes, reference, frames: Frames) -> None:
     """``png`` against a whole drawing of ``reference`` at the frames' positions and limits."""
     reference.set_layout_engine("none")

@@ -331,6 +331,14 @@ class LivePlot:
         self._pending.clear()
         self._render()
 
+    def prepare(self, data: Any) -> None:
+        """Draw ``data`` now, in this thread, as a run's first drawing: laid out as live drawings
+        are, so that a run starting from it draws only what changed (the empty axes a run will
+        fill, drawn before it starts)."""
+        self._latest = (next(self._versions), data)
+        self._pending.clear()
+        self._render(grow=True)
+
     def _due(self) -> float:
         if self._live and not self._urgent:  # the first drawing of a run waits a frame
             spent = self._run_drawing or 0.0
@@ -363,14 +371,16 @@ class LivePlot:
             took = time.monotonic() - started
             self._run_drawing = 0.0 if self._run_drawing is None else self._run_drawing + took
 
-    def _render(self) -> None:
+    def _render(self, grow: bool | None = None) -> None:
+        """Draw the latest data; ``grow``: as a live drawing (default: while live)."""
         with self._lock:
             version, data = self._latest
             if data is None or version <= self._drawn:
                 return  # nothing, or drawn already (a flush came first)
             started = time.perf_counter()
             # while live (and for a run's final drawing) the axes only grow: fast drawings
-            self.image.value = self._frames.png(self.draw(data), self.dpi, grow=self._live)
+            grow = self._live if grow is None else grow
+            self.image.value = self._frames.png(self.draw(data), self.dpi, grow=grow)
             self.image.layout.display = None
             self._drawn = version
             self.renders += 1

@@ -10,6 +10,7 @@ import ipywidgets as widgets
 
 from ..diagnose import diagnose
 from ..plots import plot_history
+from ..schedules import SchedulePreview, preview
 from ..snapshot import Snapshot
 from ..train import History, Training, steps_of
 from .compat import tooltip
@@ -126,12 +127,12 @@ class TrainWidget(Runner):
     def _steps(self, stop_event: threading.Event):
         model, optimizer, criterion, train_loader, val_loader = self._data
         self._start_run()
+        self._plan = self._planned()
         if self.schedule is not None:
             schedulers = self.schedule.schedulers(optimizer)
             batch_size_schedule = self.schedule.batch_size_schedule
-            self._plan = self.schedule.preview()
         else:
-            schedulers, batch_size_schedule, self._plan = [], None, None
+            schedulers, batch_size_schedule = [], None
         last_update = [0.0]
         options = dict(self.fit_options)
         user_callback = options.pop("callback", None)
@@ -166,6 +167,25 @@ class TrainWidget(Runner):
         self._show_final(history)
         self._show_verdict(history)
         self.plot.flush(history)
+
+    def _planned(self) -> SchedulePreview | None:
+        """The LR and momentum the run is to follow: the schedule widget's, or the optimizer's
+        own for the epochs (None for a loader without a length)."""
+        if self.schedule is not None:
+            return self.schedule.preview()
+        try:
+            return preview(self._data[1], epochs=self.epochs.value, train_loader=self._data[3],
+                           accumulation_steps=self.fit_options.get("accumulation_steps", 1))
+        except TypeError:  # len() of a loader without a length
+            return None
+
+    def _repr_mimebundle_(self, **kwargs):
+        """Before the first run, the empty axes it will fill: laid out now, before the click,
+        so that the run's drawings only add what changed."""
+        if self.history is None and not self.plot.image.value and self.epochs.value >= 1:
+            self._plan = self._planned()
+            self.plot.prepare(History())
+        return super()._repr_mimebundle_(**kwargs)
 
     def _result(self) -> History:
         return self.history
