@@ -184,66 +184,110 @@ def plot_history(history, axes=None, *, earlier=(), x: str = "epoch", labels=Non
     ``labels`` (their settings; else "earlier 1", ...); a run in progress shows its whole
     planned x range, and ``plan`` (a :class:`~disciplined_widgets.SchedulePreview`) the LR and
     momentum it is to follow (with a plan, an empty history draws the axes the run will
-    fill). The legend sits below the panels, off the data."""
+    fill). The legend sits below the panels, off the data. :func:`update_history_plot` puts a
+    later state of the same run into the figure."""
     if axes is None:  # two rows: legible when a laptop's notebook column scales it down
         figure = Figure(figsize=(8, 5.8), layout="constrained")
         mosaic = figure.subplot_mosaic([["loss", "loss"], ["accuracy", "lr"]])
         axes = [mosaic["loss"], mosaic["accuracy"], mosaic["lr"]]
     figure = axes[0].figure
     ax_loss, ax_acc, ax_lr = axes
-    x_eval, xlabel = X_FIELDS[x]
+    xlabel = X_FIELDS[x][1]
     labels = list(labels or [f"earlier {i + 1}" for i in range(len(earlier))])
     runs = [(h, name, 1.0, 0.5) for h, name in zip(earlier, labels)]
     runs.append((history, label, 1.8, 1.0))
     for index, (run, name, width, alpha) in enumerate(runs):
         color = "tab:blue" if run is history else f"C{(index + 2) % 10}"
-        n = min(len(run.train_loss), len(getattr(run, x)))
-        window = max(1, n // 50)
-        ax_loss.plot(getattr(run, x)[:n], _smooth(run.train_loss[:n], window), lw=width * 0.6,
-                     alpha=0.6 * alpha, color=color, label=name)
-        m = min(len(run.val_loss), len(getattr(run, x_eval)))
-        if m:
-            ax_loss.plot(getattr(run, x_eval)[:m], run.val_loss[:m], "o-", ms=3, lw=width,
-                         alpha=alpha, color=color)
-            accuracy = [a for a in run.val_accuracy[:m] if a is not None]
-            if len(accuracy) == m:
-                ax_acc.plot(getattr(run, x_eval)[:m], accuracy, "o-", ms=3, lw=width,
-                            alpha=alpha, color=color)
+        curves = _curves(run, x)
+        ids = {curve: curve if run is history else None for curve in curves}  # the lines' gids
+        ax_loss.plot(*curves["train"], lw=width * 0.6, alpha=0.6 * alpha, color=color, label=name,
+                     gid=ids["train"])
+        if "val" in curves:
+            ax_loss.plot(*curves["val"], "o-", ms=3, lw=width, alpha=alpha, color=color,
+                         gid=ids["val"])
+        if "accuracy" in curves:
+            ax_acc.plot(*curves["accuracy"], "o-", ms=3, lw=width, alpha=alpha, color=color,
+                        gid=ids["accuracy"])
     ax_loss.set(xlabel=xlabel, ylabel="loss", title="Loss (line: train, dots: validation)")
-    if all(v >= 0 for run in runs for v in run[0].val_loss + run[0].train_loss if v == v):
-        ax_loss.set_ylim(bottom=0)
-    ax_acc.set(xlabel=xlabel, ylabel="accuracy", title="Validation accuracy", ylim=(0, 1.02))
+    ax_acc.set(xlabel=xlabel, ylabel="accuracy", title="Validation accuracy")
     _plot_lr_and_momentum(ax_lr, history, x, xlabel, plan)
-    planned = (getattr(plan, x)[-1] if plan is not None and x != "time" and plan.step
-               else planned_extent(history, x))
-    reach = [planned] + [getattr(h, x)[-1] for h in earlier if h.step]
-    reach = [r for r in reach if r]
-    if reach:
-        for ax in axes:
-            ax.set_xlim(0, max(reach))
+    _set_limits(axes, history, earlier, x, plan)
     if len(runs) > 1:
         figure.legend(*ax_loss.get_legend_handles_labels(), loc="outside lower center",
                       ncols=min(len(runs), 4), fontsize="small")
     return figure
 
 
+def update_history_plot(figure: Figure, history, *, earlier=(), x: str = "epoch",
+                        plan=None) -> bool:
+    """Put a later state of the run that :func:`plot_history` drew in ``figure`` into it, in
+    place (new points, limits again): a live drawing without building a figure. False, and
+    nothing changed, where the run's curves differ from the figure's (a first evaluation,
+    another ``x``): draw it anew then."""
+    lines = {line.get_gid(): line for axes in figure.axes for line in axes.lines if line.get_gid()}
+    curves = _curves(history, x, momentum="momentum" in lines)
+    if set(lines) != set(curves) or figure.axes[0].get_xlabel() != X_FIELDS[x][1]:
+        return False
+    for name, points in curves.items():
+        lines[name].set_data(*points)
+    for axes in figure.axes:
+        axes.set_autoscale_on(True)
+        axes.relim()
+        axes.autoscale_view()
+    by_label = {axes.get_ylabel(): axes for axes in figure.axes}
+    _set_limits([by_label[label] for label in ("loss", "accuracy", "learning rate")], history,
+                earlier, x, plan)
+    return True
+
+
+def _curves(run, x: str, momentum: bool = False) -> dict[str, tuple[list, list]]:
+    """A run's curves against ``x`` (points per curve): ``train`` (smoothed), ``val`` and
+    ``accuracy`` (once evaluated; accuracy where every evaluation has one), ``lr`` and, with
+    ``momentum``, ``momentum``."""
+    x_eval = X_FIELDS[x][0]
+    n = min(len(run.train_loss), len(getattr(run, x)))
+    curves = {"train": (getattr(run, x)[:n], _smooth(run.train_loss[:n], max(1, n // 50)))}
+    m = min(len(run.val_loss), len(getattr(run, x_eval)))
+    if m:
+        curves["val"] = (getattr(run, x_eval)[:m], run.val_loss[:m])
+        accuracy = run.val_accuracy[:m]
+        if all(a is not None for a in accuracy):
+            curves["accuracy"] = (getattr(run, x_eval)[:m], accuracy)
+    k = min(len(run.step), len(run.lr))
+    curves["lr"] = (getattr(run, x)[:k], run.lr[:k])
+    if momentum:
+        curves["momentum"] = (getattr(run, x)[:k], run.momentum[:k])
+    return curves
+
+
+def _set_limits(axes, history, earlier, x: str, plan) -> None:
+    """Loss from 0 (when no loss is negative), accuracy 0 to 1, the x axes over the planned
+    range (the plan's, else the pace so far) and the earlier runs'."""
+    ax_loss, ax_acc, _ = axes
+    if all(v >= 0 for run in (*earlier, history) for v in run.val_loss + run.train_loss if v == v):
+        ax_loss.set_ylim(bottom=0)
+    ax_acc.set_ylim(0, 1.02)
+    planned = (getattr(plan, x)[-1] if plan is not None and x != "time" and plan.step
+               else planned_extent(history, x))
+    reach = [r for r in [planned] + [getattr(h, x)[-1] for h in earlier if h.step] if r]
+    if reach:
+        for ax in axes:
+            ax.set_xlim(0, max(reach))
+
+
 def _plot_lr_and_momentum(ax, history, x: str, xlabel: str, plan) -> None:
     """The run's LR (left axis) and momentum (right axis, when it has one) against ``x``; the
     whole planned schedule faint behind them."""
-    n = min(len(history.step), len(history.lr))
-    xs = getattr(history, x)[:n]
-    twin = None
-    momentum = history.momentum[:n]
-    source = plan.momentum if plan is not None else momentum  # the plan's: axes before the data
-    has_momentum = bool(source) and all(m is not None for m in source)
+    momentum = plan.momentum if plan is not None else history.momentum  # the plan's: axes first
+    curves = _curves(history, x, momentum=bool(momentum) and all(m is not None for m in momentum))
     if plan is not None and x != "time":
         ax.plot(getattr(plan, x), plan.lr, color="tab:red", lw=1, alpha=0.25)
-    ax.plot(xs, history.lr[:n], color="tab:red", lw=1.5)
-    if has_momentum:
+    ax.plot(*curves["lr"], color="tab:red", lw=1.5, gid="lr")
+    if "momentum" in curves:
         twin = ax.twinx()
         if plan is not None and x != "time" and all(m is not None for m in plan.momentum):
             twin.plot(getattr(plan, x), plan.momentum, color="tab:gray", ls="--", lw=1, alpha=0.3)
-        twin.plot(xs, momentum, color="tab:gray", ls="--")
+        twin.plot(*curves["momentum"], color="tab:gray", ls="--", gid="momentum")
         twin.set_ylabel("momentum (dashed)")
     ax.set(xlabel=xlabel, ylabel="learning rate", title="Learning rate and momentum"
            + (" (faint: planned)" if plan is not None and x != "time" else ""))

@@ -11,7 +11,7 @@ from PIL import Image
 from torch import nn
 
 from disciplined_widgets import History, TensorLoader, fit
-from disciplined_widgets.plots import plot_history
+from disciplined_widgets.plots import plot_history, update_history_plot
 from disciplined_widgets.widgets import CompareWidget, RangeTestWidget, ScheduleWidget, TrainWidget
 from disciplined_widgets.widgets.live_plot import Frames, figure_png
 
@@ -156,6 +156,19 @@ def test_a_displayed_train_widget_shows_the_axes_its_run_fills_and_its_run_draws
     widget.run()
     assert widget.plot.drawings["whole"] == 1, widget.plot.drawings  # the run drew what changed
     assert_drawn_as_whole(widget.plot.image.value, widget._draw(widget.history), widget.plot._frames)
+
+
+def test_a_refreshed_history_plot_is_the_plot_of_the_later_state(parts):
+    model, optimizer, criterion, train, val = parts
+    snapshots = []
+    fit(model, optimizer, criterion, train, val, epochs=3, eval_every=8,
+        callback=lambda h: snapshots.append(History.from_dict(h.to_dict())))
+    early, late = snapshots[9], snapshots[-1]  # both evaluated: the same curves
+    figure = plot_history(early, x="step")
+    assert update_history_plot(figure, late, x="step")
+    assert np.abs(pixels(figure_png(figure)) - pixels(figure_png(plot_history(late, x="step")))).max() == 0
+    assert not update_history_plot(figure, late, x="epoch")  # other curves: drawn anew
+    assert not update_history_plot(plot_history(snapshots[2]), late)  # not yet evaluated
 
 
 def assert_drawn_as_whole(png: bytes, reference, frames: Frames) -> None:

@@ -15,7 +15,8 @@ Drawings while live are cheap (matplotlib's blitting, :class:`Frames`): the axes
 during a run, so most drawings differ from the last only in their data; the axes, ticks,
 labels and legends are then reused as pixels and only the data is drawn over them. When one
 axes' limits grow, only that axes is drawn again; the layout is computed once per kind of
-figure.
+figure. A widget that can put new data into its last live figure (``refresh``) saves
+building a figure, most of what a data-only drawing costs.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any, Callable
 import ipywidgets as widgets
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import PlaceHolderLayoutEngine
 from matplotlib.patches import Rectangle
 from matplotlib.transforms import Bbox, IdentityTransform
 from PIL import Image
@@ -135,6 +137,7 @@ class Frames:
         self._positions: list = []
         self._regions: list = []  # per axes: the pixels its decorations cover (live drawings)
         self._limits: list = []
+        self._engine = None  # the figures' own layout engine (a placed figure's is replaced)
         self.drawings = {"whole": 0, "axes": 0, "data": 0}
 
     def reset(self) -> None:
@@ -147,6 +150,9 @@ class Frames:
         if grow:
             self._grow(figure)
         key, engine = _decorations(figure), figure.get_layout_engine()
+        if isinstance(engine, PlaceHolderLayoutEngine):  # a figure placed here before (refreshed)
+            engine = self._engine
+        self._engine = engine
         if key == self._key and len(self._positions) == len(figure.axes):
             self._place(figure, self._positions)
             kind = "data"
@@ -258,11 +264,18 @@ def _clear(renderer, figure: Figure, box: Bbox) -> None:
 
 
 class LivePlot:
-    """``draw(data) -> Figure`` rendered into ``self.image`` (throttled, off the caller's thread)."""
+    """``draw(data) -> Figure`` rendered into ``self.image`` (throttled, off the caller's thread).
+
+    ``refresh(figure, data) -> bool``, if given, puts later data into the figure of the last
+    live drawing in place (no figure built: most of a live drawing's cost), or says False
+    where it cannot; ``draw`` builds the figure then."""
 
     def __init__(self, draw: Callable[[Any], Figure], *, max_fps: float = 4.0,
-                 budget: float = 0.03, dpi: int = 100):
+                 budget: float = 0.03, dpi: int = 100,
+                 refresh: Callable[[Figure, Any], bool] | None = None):
         self.draw, self.interval, self.budget, self.dpi = draw, 1.0 / max_fps, budget, dpi
+        self.refresh = refresh
+        self._figure: Figure | None = None  # the last live drawing's, for refresh
         # natural size (a flex column would stretch it to the full width), hidden until drawn
         self.image = widgets.Image(format="png", layout=widgets.Layout(
             max_width="100%", align_self="flex-start", display="none"))
@@ -298,6 +311,7 @@ class LivePlot:
         if self._live:
             self._run_started, self._run_drawing = time.monotonic(), None
             self._frames.reset()
+            self._figure = None  # a run's first drawing builds its figure
         self._wake.set()  # a waiting drawing is due at once when idle
 
     def update(self, data: Any, *, now: bool = False) -> None:
@@ -371,6 +385,12 @@ class LivePlot:
             took = time.monotonic() - started
             self._run_drawing = 0.0 if self._run_drawing is None else self._run_drawing + took
 
+    def _figure_of(self, data: Any) -> Figure:
+        """The last live drawing's figure with ``data`` put in, or a new one."""
+        if self._figure is not None and self.refresh is not None and self.refresh(self._figure, data):
+            return self._figure
+        return self.draw(data)
+
     def _render(self, grow: bool | None = None) -> None:
         """Draw the latest data; ``grow``: as a live drawing (default: while live)."""
         with self._lock:
@@ -380,7 +400,9 @@ class LivePlot:
             started = time.perf_counter()
             # while live (and for a run's final drawing) the axes only grow: fast drawings
             grow = self._live if grow is None else grow
-            self.image.value = self._frames.png(self.draw(data), self.dpi, grow=grow)
+            figure = self._figure_of(data) if grow else self.draw(data)
+            self._figure = figure if grow else None
+            self.image.value = self._frames.png(figure, self.dpi, grow=grow)
             self.image.layout.display = None
             self._drawn = version
             self.renders += 1

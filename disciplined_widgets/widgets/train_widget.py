@@ -9,7 +9,7 @@ import time
 import ipywidgets as widgets
 
 from ..diagnose import diagnose
-from ..plots import plot_history
+from ..plots import plot_history, update_history_plot
 from ..schedules import SchedulePreview, preview
 from ..snapshot import Snapshot
 from ..train import History, Training, steps_of
@@ -64,7 +64,7 @@ class TrainWidget(Runner):
             style={"button_width": "64px"}), "what the curves are drawn against")
         self.verdict = widgets.HTML("")
         self.final = widgets.HTML("")
-        self.plot = LivePlot(self._draw)
+        self.plot = LivePlot(self._draw, refresh=self._refresh)
         self.x_axis.observe(self._redraw, "value")
         self.epochs.observe(lambda _: self._check_epochs(), "value")
         controls = wrapping_row([self.epochs, self.from_start, self.keep_runs, self.x_axis])
@@ -81,6 +81,10 @@ class TrainWidget(Runner):
     def _draw(self, history: History):
         return plot_history(history, earlier=self.earlier, labels=self.earlier_labels,
                             label=self._label, x=self.x_axis.value, plan=self._plan)
+
+    def _refresh(self, figure, history: History) -> bool:
+        return update_history_plot(figure, history, earlier=self.earlier, x=self.x_axis.value,
+                                   plan=self._plan)
 
     def _show_verdict(self, history: History) -> None:
         found = diagnose(history)
