@@ -153,6 +153,8 @@ def test_a_displayed_train_widget_shows_the_axes_its_run_fills_and_its_run_draws
     assert "image/png" in bundle and widget.plot.drawings == {"whole": 1, "axes": 0, "data": 0}
     empty = plot_history(History(), plan=widget._plan)
     assert [axes.get_xlim() for axes in empty.axes] == [(0, 3)] * 4  # loss, accuracy, LR, momentum
+    widget.epochs.value = 4  # the empty axes follow
+    assert widget._plan.epoch[-1] == 4 and widget.plot.drawings["axes"] == 1
     widget.run()
     assert widget.plot.drawings["whole"] == 1, widget.plot.drawings  # the run drew what changed
     assert_drawn_as_whole(widget.plot.image.value, widget._draw(widget.history), widget.plot._frames)

@@ -67,6 +67,7 @@ class TrainWidget(Runner):
         self.plot = LivePlot(self._draw, refresh=self._refresh)
         self.x_axis.observe(self._redraw, "value")
         self.epochs.observe(lambda _: self._check_epochs(), "value")
+        self.epochs.observe(self._redraw, "value")
         controls = wrapping_row([self.epochs, self.from_start, self.keep_runs, self.x_axis])
         super().__init__([controls, self.plot.image, self.final, self.verdict])
         self._check_epochs()
@@ -76,7 +77,11 @@ class TrainWidget(Runner):
         self.check(self.epochs, None if epochs >= 1 else f"at least 1, got {epochs}")
 
     def _redraw(self, _change=None) -> None:
-        self.plot.redraw()  # the x axis changed: the latest state again, at once
+        """The x axis or the epochs changed: the latest state again, at once."""
+        if self.history is None and not self.running and self.plot.image.value:
+            self._draw_empty_axes()  # before the first run
+        else:
+            self.plot.redraw()
 
     def _draw(self, history: History):
         return plot_history(history, earlier=self.earlier, labels=self.earlier_labels,
@@ -184,12 +189,16 @@ class TrainWidget(Runner):
             return None
 
     def _repr_mimebundle_(self, **kwargs):
-        """Before the first run, the empty axes it will fill: laid out now, before the click,
-        so that the run's drawings only add what changed."""
-        if self.history is None and not self.plot.image.value and self.epochs.value >= 1:
+        if self.history is None and not self.plot.image.value:
+            self._draw_empty_axes()
+        return super()._repr_mimebundle_(**kwargs)
+
+    def _draw_empty_axes(self) -> None:
+        """Before the first run, the empty axes it will fill: laid out now (when displayed),
+        before the click, so that the run's drawings only add what changed."""
+        if self.epochs.value >= 1:
             self._plan = self._planned()
             self.plot.prepare(History())
-        return super()._repr_mimebundle_(**kwargs)
 
     def _result(self) -> History:
         return self.history
