@@ -209,6 +209,8 @@ def plot_history(history, axes=None, *, earlier=(), x: str = "epoch", labels=Non
             ax_acc.plot(*curves["accuracy"], "o-", ms=3, lw=width, alpha=alpha, color=color,
                         gid=ids["accuracy"])
     ax_loss.set(xlabel=xlabel, ylabel="loss", title="Loss (line: train, dots: validation)")
+    if not history.step and not earlier:  # not run yet: a neutral loss scale
+        ax_loss.set_ylim(0, 1)
     ax_acc.set(xlabel=xlabel, ylabel="accuracy", title="Validation accuracy")
     _plot_lr_and_momentum(ax_lr, history, x, xlabel, plan)
     _set_limits(axes, history, earlier, x, plan)

@@ -160,6 +160,16 @@ def test_a_displayed_train_widget_shows_the_axes_its_run_fills_and_its_run_draws
     assert_drawn_as_whole(widget.plot.image.value, widget._draw(widget.history), widget.plot._frames)
 
 
+def test_a_displayed_range_test_widget_shows_the_swept_range_and_its_test_draws_no_whole(parts):
+    model, optimizer, criterion, train, _ = parts
+    widget = RangeTestWidget(model, optimizer, criterion, train, num_iter=30)
+    widget._repr_mimebundle_()
+    widget.end_lr.value = 3.0  # the empty axes follow the swept range
+    assert widget.plot._frames._limits[0][0] == (1e-7, 3.0)
+    widget.run()
+    assert widget.plot.drawings["whole"] == 1, widget.plot.drawings
+
+
 def test_a_refreshed_history_plot_is_the_plot_of_the_later_state(parts):
     model, optimizer, criterion, train, val = parts
     snapshots = []

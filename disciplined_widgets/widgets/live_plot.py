@@ -351,6 +351,7 @@ class LivePlot:
         fill, drawn before it starts)."""
         self._latest = (next(self._versions), data)
         self._pending.clear()
+        self._frames.reset()  # its own limits, not grown from the last drawing's
         self._render(grow=True)
 
     def _due(self) -> float:

@@ -86,6 +86,8 @@ class RangeTestWidget(Runner):
         self.bounds.observe(self._bounds_moved, "value")
         for field in (self.start_lr, self.end_lr, self.num_iter, self.diverge_factor):
             field.observe(lambda _: self._check_fields(), "value")
+        for field in (self.start_lr, self.end_lr):
+            field.observe(lambda _: self._redraw_empty_axes(), "value")
         for override in (self.weight_decay, self.momentum):
             override.observe(lambda _: self._one_override_at_a_time(), "value")
         controls = wrapping_row([self.start_lr, self.end_lr, self.num_iter, self.mode,
@@ -158,6 +160,11 @@ class RangeTestWidget(Runner):
         self.result = result
         self._show_suggestions(new_run=True)
         self.plot.flush(result)
+
+    def _draw_empty_axes(self) -> None:
+        """The swept LR range (see :meth:`Runner._draw_empty_axes`)."""
+        if self.result is None and not self._problems:
+            self.plot.prepare(RangeTestResult([], [], "not run yet", **self._settings()))
 
     def _result(self) -> RangeTestResult:
         return self.result

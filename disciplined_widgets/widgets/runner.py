@@ -230,10 +230,26 @@ class Runner(DisplayedByBundle, widgets.VBox):
     def __repr__(self) -> str:
         return f"{type(self).__name__}: a live widget (open the notebook in Jupyter to use it)"
 
+    def _draw_empty_axes(self) -> None:
+        """Before the first run, a widget with a live plot may draw the empty axes the run will
+        fill (``LivePlot.prepare``): laid out when displayed, before the click, so that the
+        run's drawings only add what changed."""
+
+    def _redraw_empty_axes(self) -> bool:
+        """A setting changed: the empty axes again, where they are on show (displayed, before
+        the first run); whether they were."""
+        if self.running or self._result() is not None or not self.plot.image.value:
+            return False
+        self._draw_empty_axes()
+        return True
+
     def _repr_mimebundle_(self, **kwargs):
-        """The widget, plus its last plot as a PNG for places without a widget frontend."""
-        bundle = widget_bundle(self, **kwargs)
+        """The widget, plus its last plot as a PNG for places without a widget frontend (before
+        the first run, its empty axes)."""
         image = getattr(getattr(self, "plot", None), "image", None)
+        if image is not None and not image.value:
+            self._draw_empty_axes()
+        bundle = widget_bundle(self, **kwargs)
         if image is not None and image.value:
             bundle["image/png"] = base64.b64encode(image.value).decode("ascii")
         return bundle

@@ -78,9 +78,7 @@ class TrainWidget(Runner):
 
     def _redraw(self, _change=None) -> None:
         """The x axis or the epochs changed: the latest state again, at once."""
-        if self.history is None and not self.running and self.plot.image.value:
-            self._draw_empty_axes()  # before the first run
-        else:
+        if not self._redraw_empty_axes():
             self.plot.redraw()
 
     def _draw(self, history: History):
@@ -188,15 +186,9 @@ class TrainWidget(Runner):
         except TypeError:  # len() of a loader without a length
             return None
 
-    def _repr_mimebundle_(self, **kwargs):
-        if self.history is None and not self.plot.image.value:
-            self._draw_empty_axes()
-        return super()._repr_mimebundle_(**kwargs)
-
     def _draw_empty_axes(self) -> None:
-        """Before the first run, the empty axes it will fill: laid out now (when displayed),
-        before the click, so that the run's drawings only add what changed."""
-        if self.epochs.value >= 1:
+        """The planned x range, LR and momentum (see :meth:`Runner._draw_empty_axes`)."""
+        if self.history is None and self.epochs.value >= 1:
             self._plan = self._planned()
             self.plot.prepare(History())
 
