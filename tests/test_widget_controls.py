@@ -193,3 +193,14 @@ def assert_drawn_as_whole(png: bytes, reference, frames: Frames) -> None:
             axes.set_ylim(limits[1])
     difference = np.abs(pixels(png) - pixels(figure_png(reference, 100)))
     assert difference.mean() < 0.5 and (difference > 60).mean() < 0.005
+
+
+def test_a_train_widget_whose_run_cannot_be_previewed_still_displays_and_run_says_why():
+    model = nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    empty = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(
+        torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)), batch_size=8)
+    widget = TrainWidget(model, optimizer, nn.CrossEntropyLoss(), empty, epochs=2)
+    assert "image/png" in widget._repr_mimebundle_()  # empty axes without a plan
+    with pytest.raises(ValueError, match="train_loader is empty"):
+        widget.run()

@@ -177,13 +177,14 @@ class TrainWidget(Runner):
 
     def _planned(self) -> SchedulePreview | None:
         """The LR and momentum the run is to follow: the schedule widget's, or the optimizer's
-        own for the epochs (None for a loader without a length)."""
+        own for the epochs (None where it cannot be previewed: a loader without a length, an
+        optimizer that cannot be rebuilt; the plan is only drawn, and ``fit`` reports the rest)."""
         if self.schedule is not None:
             return self.schedule.preview()
         try:
             return preview(self._data[1], epochs=self.epochs.value, train_loader=self._data[3],
                            accumulation_steps=self.fit_options.get("accumulation_steps", 1))
-        except TypeError:  # len() of a loader without a length
+        except (TypeError, ValueError):
             return None
 
     def _draw_empty_axes(self) -> None:
