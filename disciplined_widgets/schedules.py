@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -206,9 +207,13 @@ class SchedulePreview:
 
 
 def _probe(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
-    """An optimizer of the same class with one dummy parameter and group 0's hyper-parameters."""
+    """An optimizer of the same class with one dummy parameter and group 0's hyper-parameters
+    (those its constructor takes: AdamW keeps Adam's ``decoupled_weight_decay`` in its
+    defaults, but sets it itself)."""
+    accepted = inspect.signature(type(optimizer)).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
     settings = {k: v for k, v in optimizer.param_groups[0].items()
-                if k != "params" and k in optimizer.defaults}
+                if k != "params" and k in optimizer.defaults and (takes_any or k in accepted)}
     return type(optimizer)([torch.nn.Parameter(torch.zeros(1))], **settings)
 
 

@@ -193,3 +193,11 @@ def test_bad_schedules_fail_clearly_and_leave_the_optimizer_alone(call, error, m
     with pytest.raises(error, match=match):
         call(opt)
     assert [dict(g) for g in opt.param_groups] == before
+
+
+def test_preview_of_adamw_uses_its_own_settings():
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.85, 0.99), weight_decay=0.05)
+    plan = preview(optimizer, lambda probe: one_cycle(probe, 1e-2, 20), steps=20, steps_per_epoch=10)
+    assert len(plan.lr) == 20 and max(plan.lr) == pytest.approx(1e-2)
+    assert optimizer.param_groups[0]["lr"] == 1e-3  # the user's optimizer untouched
