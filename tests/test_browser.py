@@ -208,20 +208,20 @@ def test_widgets_in_jupyterlab(lab, page):
     page.locator(".widget-toggle-button", has_text="step").last.click()
     prompt = page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-InputPrompt")
     count_before = prompt.inner_text()
-    started = time.monotonic()
     select_cell(page, 2)
     page.keyboard.press("Control+Enter")
     page.wait_for_function("([index, text]) => { const p = document.querySelectorAll("
                            "'.jp-Notebook .jp-Cell')[index].querySelector('.jp-InputPrompt');"
                            " return p.textContent !== text && !p.textContent.includes('*'); }",
                            arg=[2, count_before], timeout=30_000)
-    cell_seconds = time.monotonic() - started
+    stop = page.locator(".jupyter-widgets button", has_text="Stop").nth(1)
+    trained_during_the_cell = stop.is_enabled()  # the cell ended before the training did
     page.wait_for_timeout(1500)
     shots("training")
-    page.locator(".jupyter-widgets button", has_text="Stop").nth(1).click()
+    stop.click()
     page.locator(".widget-html", has_text="stopped after").first.wait_for(timeout=30_000)
     shots("stopped")
-    assert cell_seconds < 10, cell_seconds  # the cell ran while the widget trained
+    assert trained_during_the_cell  # the cell was served while the widget trained
     assert page.evaluate("window.dwPlotChanges") >= 3  # the plot moved during the run
     assert progress.count() == 1
     assert page.locator(".widget-html", has_text="steps, final train loss").count() == 1
