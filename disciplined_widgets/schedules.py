@@ -279,9 +279,10 @@ def preview(optimizer: torch.optim.Optimizer,
                 out.lr.append(float(group["lr"]))
                 out.momentum.append(momentum_of(group))
                 out.batch_size.append(nominal * accumulation_steps if nominal else None)
-                probe.step()
-                for scheduler in made:
-                    scheduler.step()
+                if made:  # without schedulers the settings stay: no step to take
+                    probe.step()
+                    for scheduler in made:
+                        scheduler.step()
     finally:
         if train_loader is not None and batch_size_schedule is not None:
             train_loader.batch_size = original

@@ -201,3 +201,23 @@ def test_preview_of_adamw_uses_its_own_settings():
     plan = preview(optimizer, lambda probe: one_cycle(probe, 1e-2, 20), steps=20, steps_per_epoch=10)
     assert len(plan.lr) == 20 and max(plan.lr) == pytest.approx(1e-2)
     assert optimizer.param_groups[0]["lr"] == 1e-3  # the user's optimizer untouched
+
+
+class CountingSGD(torch.optim.SGD):
+    """SGD that counts its steps, to see how much work a preview does."""
+
+    steps = 0
+
+    def step(self, closure=None):
+        CountingSGD.steps += 1
+        return super().step(closure)
+
+
+def test_preview_of_a_constant_run_takes_no_optimizer_steps():
+    """Without schedulers the settings cannot change, so a long plan costs no step of the probe."""
+    optimizer = CountingSGD(nn.Linear(3, 2).parameters(), lr=0.05, momentum=0.8)
+    plan = preview(optimizer, epochs=50, steps_per_epoch=200)
+    assert CountingSGD.steps == 0
+    assert len(plan.lr) == 10_000 and set(plan.lr) == {0.05} and set(plan.momentum) == {0.8}
+    preview(optimizer, lambda probe: one_cycle(probe, 0.5, 30), steps=30, steps_per_epoch=10)
+    assert CountingSGD.steps == 30  # a schedule is stepped as fit steps it
