@@ -24,6 +24,7 @@ shorten their runs where ``s.smoke`` is true.
 from __future__ import annotations
 
 import os
+import statistics
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -99,6 +100,12 @@ class Setting:
 
     def __repr__(self) -> str:
         return f"Setting({self.name!r}, kind={self.kind!r}, device={self.device})"
+
+
+def mean_and_spread(values) -> tuple[float, float]:
+    """A claim's figure over seeds: its mean, and its spread (the largest minus the smallest)."""
+    values = list(values)
+    return statistics.mean(values), max(values) - min(values)
 
 
 def _kind_from_environment() -> str:

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from disciplined_widgets.course import setting
+from disciplined_widgets.course import mean_and_spread, setting
 from disciplined_widgets.models import MLP
 
 
@@ -24,3 +24,9 @@ def test_offline_options_reach_the_data_and_nothing_downloads(tmp_path):
     chosen = setting(use_paper=False, offline_options={"num_samples": 1000}, root=tmp_path)
     assert len(chosen.data.x_train) + len(chosen.data.x_val) == 1000
     assert "asked for" in chosen.message and not list(tmp_path.iterdir())
+
+
+def test_mean_and_spread_of_a_claims_figure_over_seeds():
+    mean, spread = mean_and_spread([0.5, 0.75, 0.25])
+    assert mean == pytest.approx(0.5) and spread == pytest.approx(0.5)
+    assert mean_and_spread(iter([2.0])) == (2.0, 0.0)  # any iterable, one seed has no spread
