@@ -295,37 +295,88 @@ def _plot_lr_and_momentum(ax, history, x: str, xlabel: str, plan) -> None:
            + (" (faint: planned)" if plan is not None and x != "time" else ""))
 
 
-def plot_comparison(comparison, x: str = "epoch", axes=None) -> Figure:
+def plot_comparison(comparison, x: str = "epoch", axes=None, *, extent: float | None = None,
+                    steady: bool = False) -> Figure:
     """Validation loss and accuracy of every run of a comparison against epochs, parameter
     updates or wall time (``x`` = ``"epoch"``, ``"step"`` or ``"time"``). Each run has its own
     line style, markers and width, so that runs that coincide (the same run until their
-    settings part) stay visible on top of each other."""
+    settings part) stay visible on top of each other. A run not started yet (an empty
+    ``History``) has its place in the legend; ``extent``, the planned end of the x axis, lets
+    empty axes show it; ``steady`` (a live view) keeps the loss from 0 and the accuracy from 0
+    to 1, so that the axes change little as runs come in. :func:`update_comparison_plot` puts
+    later states into the figure."""
     if axes is None:  # stacked: legible when a laptop's notebook column scales it down
         figure = Figure(figsize=(6.8, 5.8), layout="constrained")
         axes = figure.subplots(2, 1, sharex=True)
     figure = axes[0].figure
-    field, xlabel = X_FIELDS[x]
-    for index, (label, history) in enumerate(zip(comparison.labels, comparison.histories)):
-        n = min(len(history.val_loss), len(getattr(history, field)))
-        xs = getattr(history, field)[:n]
+    curves = _comparison_curves(comparison, x)
+    for index, label in enumerate(comparison.labels):
         style = dict(color=f"C{index}", label=label, ls=("-", "--", ":", "-.")[index % 4],
                      marker="osD^v"[index % 5], ms=max(2.0, 5.0 - index), lw=max(1.0, 2.6 - 0.5 * index))
-        axes[0].plot(xs, history.val_loss[:n], **style)
-        accuracy = history.val_accuracy[:n]
-        if n and all(a is not None for a in accuracy):
-            axes[1].plot(xs, accuracy, **style)
-    reach = [r for r in (planned_extent(h, x) for h in comparison.histories) if r]
-    if reach:  # the runs' planned range: running curves grow into it
-        for ax in axes:
-            ax.set_xlim(0, max(reach))
+        axes[0].plot(*curves[f"val {index}"], gid=f"val {index}", **style)
+        if f"accuracy {index}" in curves:
+            axes[1].plot(*curves[f"accuracy {index}"], gid=f"accuracy {index}", **style)
+    _comparison_limits(axes, comparison, x, extent, steady)
     name = comparison.parameter.replace("_", " ")
     axes[0].set(ylabel="validation loss", title=f"Validation loss by {name}")
-    axes[1].set(xlabel=xlabel, ylabel="validation accuracy", title=f"Validation accuracy by {name}")
+    axes[1].set(xlabel=X_FIELDS[x][1], ylabel="validation accuracy", title=f"Validation accuracy by {name}")
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
         figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5),
                       fontsize="small")
     return figure
+
+
+def update_comparison_plot(figure: Figure, comparison, x: str = "epoch", *,
+                           extent: float | None = None, steady: bool = False) -> bool:
+    """Put a later state of the comparison that :func:`plot_comparison` drew in ``figure`` into
+    it, in place; False, and nothing changed, where its runs or curves differ from the
+    figure's (other values, another ``x``, a run without accuracy): draw it anew then."""
+    lines = {line.get_gid(): line for axes in figure.axes for line in axes.lines if line.get_gid()}
+    curves = _comparison_curves(comparison, x)
+    legend = [text.get_text() for text in figure.legends[0].get_texts()] if figure.legends else []
+    if (set(lines) != set(curves) or legend != comparison.labels
+            or figure.axes[1].get_xlabel() != X_FIELDS[x][1]):
+        return False
+    for gid, points in curves.items():
+        lines[gid].set_data(*points)
+    for axes in figure.axes:
+        axes.set_autoscale_on(True)
+        axes.relim()
+        axes.autoscale_view()
+    _comparison_limits(figure.axes, comparison, x, extent, steady)
+    return True
+
+
+def _comparison_curves(comparison, x: str) -> dict[str, tuple[list, list]]:
+    """Each run's validation loss (``val i``) and accuracy (``accuracy i``, where every
+    evaluation has one; an empty run has both, without points) against ``x``."""
+    field = X_FIELDS[x][0]
+    curves = {}
+    for index, history in enumerate(comparison.histories):
+        n = min(len(history.val_loss), len(getattr(history, field)))
+        xs = getattr(history, field)[:n]
+        curves[f"val {index}"] = (xs, history.val_loss[:n])
+        if all(a is not None for a in history.val_accuracy[:n]):
+            curves[f"accuracy {index}"] = (xs, history.val_accuracy[:n])
+    return curves
+
+
+def _comparison_limits(axes, comparison, x: str, extent: float | None, steady: bool) -> None:
+    """The x axes over the runs' planned range (running curves grow into it) and ``extent``;
+    before any evaluation, or ``steady``: the loss from 0 (to 1 when there is none yet; where
+    no loss is negative) and the accuracy from 0 to 1."""
+    losses = [v for history in comparison.histories for v in history.val_loss if v == v]
+    if not losses:
+        axes[0].set_ylim(0, 1)
+    elif steady and min(losses) >= 0:
+        axes[0].set_ylim(bottom=0)
+    if steady or not losses:
+        axes[1].set_ylim(0, 1.02)
+    reach = [r for r in [extent] + [planned_extent(h, x) for h in comparison.histories] if r]
+    if reach:
+        for ax in axes:
+            ax.set_xlim(0, max(reach))
 
 
 LOG_SCALED = ("max_lr", "weight_decay", "div_factor", "batch_size")

@@ -11,7 +11,9 @@ from PIL import Image
 from torch import nn
 
 from disciplined_widgets import History, TensorLoader, fit
-from disciplined_widgets.plots import plot_history, update_history_plot
+from disciplined_widgets.comparisons import compare
+from disciplined_widgets.plots import (plot_comparison, plot_history, update_comparison_plot,
+                                     update_history_plot)
 from disciplined_widgets.widgets import CompareWidget, RangeTestWidget, ScheduleWidget, TrainWidget
 from disciplined_widgets.widgets.live_plot import Frames, figure_png
 
@@ -59,6 +61,10 @@ def test_a_bad_field_is_marked_holds_run_and_says_why_in_the_widgets_words(parts
     compare.values.value = "64, 0"
     assert "'0' is not a whole number of at least 1" in compare.status.value
     compare.values.value = "64, 128"
+    assert compare.status.value == "" and not compare.run_button.disabled
+    compare.parameter.value = "momentum"  # its example values hold "cyclical", which needs 1cycle
+    assert "tick '1cycle up to max LR'" in compare.status.value and compare.run_button.disabled
+    compare.use_one_cycle.value = True
     assert compare.status.value == "" and not compare.run_button.disabled
 
 
@@ -168,6 +174,33 @@ def test_a_displayed_range_test_widget_shows_the_swept_range_and_its_test_draws_
     assert widget.plot._frames._limits[0][0] == (1e-7, 3.0)
     widget.run()
     assert widget.plot.drawings["whole"] == 1, widget.plot.drawings
+
+
+def test_a_displayed_compare_widget_shows_every_value_and_its_runs_draw_no_whole(parts):
+    widget = CompareWidget(*parts, parameter="weight_decay", values="1e-3, 0", epochs=2)
+    widget._repr_mimebundle_()  # displayed: a place in the legend for each value, 2 epochs wide
+    legend = lambda: [t.get_text() for t in widget._draw(widget._current()).legends[0].get_texts()]
+    assert legend() == ["0.001", "0"] and widget.plot._frames._limits[0][0] == (0, 2)
+    widget.values.value = "1e-2, 1e-4, 0"  # the empty axes follow the values
+    assert legend() == ["0.01", "0.0001", "0"] and widget.plot.drawings["whole"] == 2
+    widget.run()  # three runs, one after the other: each fills its place
+    assert widget.plot.drawings["whole"] == 2, widget.plot.drawings
+    assert_drawn_as_whole(widget.plot.image.value, widget._draw(widget.comparison),
+                          widget.plot._frames)
+
+
+def test_a_refreshed_comparison_plot_is_the_plot_of_the_later_state(parts):
+    model, optimizer, criterion, train, val = parts
+    done = compare(model, optimizer, criterion, train, val, parameter="weight_decay",
+                   values=[1e-3, 0.0], epochs=2)
+    first = History.from_dict(done.histories[0].to_dict())
+    halfway = type(done)(done.parameter, done.values, [first, History()])
+    figure = plot_comparison(halfway, x="step")
+    assert update_comparison_plot(figure, done, x="step")
+    assert np.abs(pixels(figure_png(figure)) - pixels(figure_png(plot_comparison(done, x="step")))).max() == 0
+    assert not update_comparison_plot(figure, done, x="epoch")  # other curves: drawn anew
+    other = type(done)(done.parameter, [1e-2, 0.0], done.histories)
+    assert not update_comparison_plot(figure, other, x="step")  # other values: drawn anew
 
 
 def test_a_refreshed_history_plot_is_the_plot_of_the_later_state(parts):

@@ -9,7 +9,7 @@ import time
 import ipywidgets as widgets
 
 from ..comparisons import Comparison, compare_steps, describe
-from ..plots import plot_comparison
+from ..plots import plot_comparison, update_comparison_plot
 from ..schedules import BatchSizeSchedule
 from ..train import History
 from .compat import tooltip
@@ -63,16 +63,23 @@ class CompareWidget(Runner):
         self.table = widgets.HTML()
         self._live: list[History] = []
         self._values_in_progress: list = []
-        self.plot = LivePlot(self._draw)
+        self._planned_epochs = epochs
+        self.plot = LivePlot(self._draw, refresh=self._refresh)
         self.parameter.observe(lambda c: setattr(self.values, "value", EXAMPLES[c["new"]]), "value")
         self.use_one_cycle.observe(lambda c: setattr(self.max_lr, "disabled", not c["new"]), "value")
-        self.x_axis.observe(lambda _: self.plot.redraw(), "value")  # nothing drawn yet: nothing
-        for field in (self.parameter, self.values, self.epochs, self.milestones, self.factor):
-            field.observe(lambda _: self._check_fields(), "value")
+        self.x_axis.observe(self._redraw, "value")
+        for field in (self.parameter, self.values, self.epochs, self.milestones, self.factor,
+                      self.use_one_cycle):
+            field.observe(self._field_changed, "value")
         controls = wrapping_row([self.parameter, self.values, self.epochs, self.use_one_cycle,
                                  self.max_lr, self.milestones, self.factor, self.x_axis])
         super().__init__([controls, self.plot.image, self.table])
         self._check_fields()
+
+    def _field_changed(self, _change) -> None:
+        """Checked at once, and the empty axes follow the values and epochs."""
+        self._check_fields()
+        self._redraw_empty_axes()
 
     def _check_fields(self) -> None:
         """Each field's value checked as it changes (the Run button waits for valid ones)."""
@@ -83,7 +90,10 @@ class CompareWidget(Runner):
         self.check(self.factor, None if not schedules or self.factor.value > 1 else
                    f"a number above 1, got {self.factor.value:g}")
         self.check(self.milestones, _problem(lambda: parse_epochs(self.milestones.value)) if schedules else None)
-        self.check(self.values, _problem(self.parsed_values))
+        problem = _problem(self.parsed_values)
+        if problem is None and "cyclical" in self.parsed_values() and not self.use_one_cycle.value:
+            problem = "cyclical momentum cycles under 1cycle: tick '1cycle up to max LR'"
+        self.check(self.values, problem)
 
     def parsed_values(self) -> list:
         """The typed values as the core wants them; a ValueError in the widget's words."""
@@ -110,17 +120,42 @@ class CompareWidget(Runner):
                 for p in parts]
 
     def _current(self) -> Comparison:
+        """The result, or the runs so far, with the values still to run (empty) in the legend."""
         if self.comparison is not None:
             return self.comparison
-        values = self._values_in_progress[:len(self._live)]
-        return Comparison(self.parameter.value, values, list(self._live))
+        values = self._values_in_progress
+        waiting = [History() for _ in values[len(self._live):]]
+        return Comparison(self.parameter.value, values, list(self._live) + waiting)
+
+    def _extent(self) -> float | None:
+        """The planned end of the x axis, where it is known before the runs: their epochs."""
+        return self._planned_epochs if self.x_axis.value == "epoch" else None
 
     def _draw(self, comparison: Comparison):
-        return plot_comparison(comparison, x=self.x_axis.value)
+        return plot_comparison(comparison, x=self.x_axis.value, extent=self._extent(), steady=True)
+
+    def _refresh(self, figure, comparison: Comparison) -> bool:
+        return update_comparison_plot(figure, comparison, x=self.x_axis.value,
+                                      extent=self._extent(), steady=True)
+
+    def _redraw(self, _change=None) -> None:
+        """The x axis changed: the latest state again, at once."""
+        if not self._redraw_empty_axes():
+            self.plot.redraw()
+
+    def _draw_empty_axes(self) -> None:
+        """Every value's place in the legend, over the planned epochs (see
+        :meth:`Runner._draw_empty_axes`); nothing while a field is invalid."""
+        if self._problems or self.comparison is not None:
+            return
+        self._values_in_progress, self._live = self.parsed_values(), []
+        self._planned_epochs = self.epochs.value
+        self.plot.prepare(self._current())
 
     def _steps(self, stop_event: threading.Event):
         values = self.parsed_values()
         self.comparison, self._live, self._values_in_progress = None, [], values
+        self._planned_epochs = self.epochs.value
         self.table.value = ""
         last = [0.0]
         total_runs = len(values)

@@ -97,8 +97,9 @@ def _grown(now: tuple, before: tuple, log: bool) -> tuple:
     scale = (math.log10, lambda v: 10 ** v) if log else (float, float)
     (low, high), (old_low, old_high) = ([scale[0](v) for v in pair] for pair in (now, before))
     span = max(high, old_high) - min(low, old_low)
-    low = old_low if low >= old_low else low - HEADROOM * span
-    high = old_high if high <= old_high else high + HEADROOM * span
+    slack = 1e-9 * span  # rounding (a planned end computed from the pace) is no growth
+    low = old_low if low >= old_low - slack else low - HEADROOM * span
+    high = old_high if high <= old_high + slack else high + HEADROOM * span
     return scale[1](low), scale[1](high)
 
 
