@@ -1,4 +1,5 @@
-"""A TrainWidget's run() and its Run button against the same headless fit, side by side in one run.
+"""A TrainWidget's run() and its Run button against the same headless fit, side by side in one run;
+a CompareWidget's run() against the same headless compare.
 
 All three train the same model from the same weights on the same batches for the same epochs,
 in one real Jupyter kernel (started by jupyter_client, as JupyterLab starts one). ``fit`` and
@@ -10,7 +11,8 @@ ops can be several times slower (libgomp throttles its spin-waiting once two thr
 pools on a machine with few cores). Each widget is displayed before it runs, as in a notebook
 (which lays out its empty axes); while it runs it draws its live plot (throttled), updates
 its progress bar and verdict, and draws the final state. Runs rotate after a warm-up; the
-fastest of each is reported.
+fastest of each is reported. The comparison runs four weight decays for a quarter of the epochs
+each.
 
     python benchmarks/widget_overhead.py [--epochs 30] [--rounds 3] [--device cpu]
 """
@@ -34,7 +36,8 @@ import torch
 from torch import nn
 from disciplined_widgets import TensorLoader, fit, load_dataset, resolve_device
 from disciplined_widgets.models import CNN1D
-from disciplined_widgets.widgets import TrainWidget
+from disciplined_widgets.comparisons import compare
+from disciplined_widgets.widgets import CompareWidget, TrainWidget
 
 device = resolve_device({device!r})
 data = load_dataset("mnist1d")
@@ -42,6 +45,7 @@ torch.manual_seed(0)
 template = CNN1D()
 criterion = nn.CrossEntropyLoss()
 EPOCHS = {epochs}
+DECAYS = "1e-3, 1e-4, 1e-5, 0"  # the comparison's values, EPOCHS // 4 epochs each
 
 
 def parts():
@@ -66,6 +70,7 @@ def timed(work):
     return time.perf_counter() - start, history
 
 
+COMPARE = dict(parameter="weight_decay", epochs=max(1, EPOCHS // 4), device=device)
 reference = fit(*parts(), epochs=1, device=device).train_loss  # warms up torch
 """
 
@@ -175,11 +180,27 @@ def main() -> None:
                 raise RuntimeError(f"the Run button's work failed: {out['error']}")
             return {**out, "t": out["end"] - start}
 
-        runs = {"fit": headless, "run()": blocking, "Run button": button}
+        def compared():
+            return kernel.execute(
+                "t, result = timed(lambda: compare(*parts(), values=[float(v) for v in "
+                "DECAYS.split(',')], **COMPARE)); compare_losses = [h.val_loss for h in "
+                "result.histories]", t="t")
+
+        def compare_widget():
+            return kernel.execute(
+                "comparer = CompareWidget(*parts(), values=DECAYS, **COMPARE)\n"
+                "display(comparer)  # its empty axes, a place for each value\n"
+                "before = drawn(comparer)\n"
+                "t, result = timed(comparer.run)",
+                t="t", same="[h.val_loss for h in result.histories] == compare_losses",
+                drawings="since(before, comparer)")
+
+        runs = {"fit": headless, "run()": blocking, "Run button": button,
+                "compare": compared, "CompareWidget run()": compare_widget}
         times = {name: [] for name in runs}
         last = {}
         for round_ in range(args.rounds + 1):  # round 0 warms up (fit first); the order rotates
-            order = list(runs)[round_ % 3:] + list(runs)[:round_ % 3]
+            order = list(runs)[round_ % len(runs):] + list(runs)[:round_ % len(runs)]
             for name in order:
                 last[name] = runs[name]()
                 if round_:
@@ -191,10 +212,15 @@ def main() -> None:
           f"1-D CNN, {args.epochs} epochs ({last['fit']['steps']} steps), best of {args.rounds} "
           f"rounds, in one Jupyter kernel")
     print(f"headless fit                    {best['fit']:.2f} s")
-    for name in ("run()", "Run button"):
+    for name, headless_name in (("run()", "fit"), ("Run button", "fit"),
+                                (None, "compare"), ("CompareWidget run()", "compare")):
+        if name is None:
+            print(f"headless compare (4 runs)       {best['compare']:.2f} s")
+            continue
         drawings = last[name]["drawings"]
         share = drawings.pop("seconds") / last[name]["t"]
-        print(f"TrainWidget {name:<20}{best[name]:.2f} s -> {best[name] / best['fit']:.3f}x"
+        label = name if name.startswith("CompareWidget") else f"TrainWidget {name}"
+        print(f"{label:<32}{best[name]:.2f} s -> {best[name] / best[headless_name]:.3f}x"
               f"   (drawings {drawings}, {share:.1%} of the time drawing, "
               f"same losses: {last[name]['same']})")
 

@@ -24,7 +24,7 @@ if INSTALLED:
 @pytest.mark.parametrize("script,args,expected", [
     ("loop_overhead.py", ["--steps", "8", "--rounds", "1"], ["fit/bare", "speed-up"]),
     ("range_test.py", ["--num-iter", "20", "--rounds", "1"], RANGE_TEST_LINES),
-    ("widget_overhead.py", ["--epochs", "2", "--rounds", "1"], ["TrainWidget run()", "Run button"]),
+    ("widget_overhead.py", ["--epochs", "2", "--rounds", "1"], ["TrainWidget run()", "Run button", "CompareWidget run()"]),
 ])
 def test_benchmark_runs_and_prints_ratios(script, args, expected):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args],
