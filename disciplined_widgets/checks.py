@@ -87,13 +87,14 @@ def path_or_none(name: str, value):
     return value
 
 
-def momentum_pair(name: str, value) -> tuple[float, float]:
-    """``(max, min)`` momentums with ``0 <= min <= max < 1``, as floats."""
+def momentum_pair(name: str, value, *, ordered: bool = True) -> tuple[float, float]:
+    """``(max, min)`` momentums with ``0 <= min <= max < 1``, as floats (``ordered=False``: two
+    momentums in ``[0, 1)`` in either order)."""
     if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
-        raise TypeError(f"{name} must be a (max, min) pair such as (0.95, 0.85), or None, got "
-                        f"{value!r}")
+        kind = "(max, min) pair" if ordered else "pair"
+        raise TypeError(f"{name} must be a {kind} such as (0.95, 0.85), or None, got {value!r}")
     high, low = (number_in(name, v, 0, 1, include_high=False) for v in value)
-    if low > high:
+    if ordered and low > high:
         raise ValueError(f"{name} must be (max, min) with min <= max, got {value!r}")
     return high, low
 

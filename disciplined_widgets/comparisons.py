@@ -6,8 +6,9 @@ differ only in the value and the user's objects end as they were. Parameters:
 
 - ``"batch_size"``: the loader's batch size (a ``TensorLoader``), with the LR scaled in
   proportion (``lr * b / b0``; Smith 1803.09820 section 4.2: larger batches want larger LRs);
-- ``"momentum"``: a constant momentum (Adam: beta1), or ``"cyclical"`` for 0.95 -> 0.85 -> 0.95
-  under 1cycle (section 4.3; needs ``max_lr``);
+- ``"momentum"``: a constant momentum (Adam: beta1), ``"cyclical"`` for 0.95 -> 0.85 -> 0.95
+  under 1cycle (section 4.3; needs ``max_lr``), or ``"reverse"`` for 0.85 -> 0.95 -> 0.85 (the
+  momentum rising with the LR);
 - ``"weight_decay"``: the weight decay of every param group (section 4.4);
 - ``"schedule"``: :class:`~disciplined_widgets.BatchSizeSchedule` objects (LR decay against
   batch growth against the hybrid; S. L. Smith et al. 1711.00489), or None for a constant one.
@@ -33,6 +34,8 @@ from .snapshot import Snapshot
 from .train import History, Steps, Training, drain, steps_of
 
 PARAMETERS = ("batch_size", "momentum", "weight_decay", "schedule")
+#: The momentum cycles a comparison runs under 1cycle: (where the LR is lowest, at its peak).
+CYCLES = {"cyclical": CYCLICAL_MOMENTUM, "reverse": CYCLICAL_MOMENTUM[::-1]}
 
 
 def describe(value: Any) -> str:
@@ -119,11 +122,12 @@ def compare_steps(
         if not has_momentum(optimizer):
             raise ValueError(f"{type(optimizer).__name__} has no momentum or betas")
         for value in values:
-            if value == "cyclical":
+            if value in CYCLES:
                 if max_lr is None:
-                    raise ValueError("cyclical momentum needs max_lr (it cycles under 1cycle)")
+                    raise ValueError(f"{value} momentum needs max_lr (it cycles under 1cycle)")
             elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-                raise ValueError(f"momentum values must be in [0, 1) or 'cyclical', got {value!r}")
+                raise ValueError(f"momentum values must be in [0, 1), 'cyclical' or 'reverse', "
+                                 f"got {value!r}")
     elif parameter == "weight_decay":
         if "weight_decay" not in group:
             raise ValueError(f"{type(optimizer).__name__} has no weight_decay")
@@ -154,7 +158,9 @@ def compare_steps(
                 for g, lr in zip(optimizer.param_groups, base_lrs):
                     g["lr"] = lr * scale
             elif parameter == "momentum":
-                if value != "cyclical":
+                if value in CYCLES:
+                    cycle_momentum = CYCLES[value]
+                else:
                     for g in optimizer.param_groups:
                         set_momentum(g, value)
                     cycle_momentum = None

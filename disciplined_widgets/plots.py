@@ -226,16 +226,11 @@ def update_history_plot(figure: Figure, history, *, earlier=(), x: str = "epoch"
     place (new points, limits again): a live drawing without building a figure. False, and
     nothing changed, where the run's curves differ from the figure's (a first evaluation,
     another ``x``): draw it anew then."""
-    lines = {line.get_gid(): line for axes in figure.axes for line in axes.lines if line.get_gid()}
+    lines = _identified_lines(figure)
     curves = _curves(history, x, momentum="momentum" in lines)
     if set(lines) != set(curves) or figure.axes[0].get_xlabel() != X_FIELDS[x][1]:
         return False
-    for name, points in curves.items():
-        lines[name].set_data(*points)
-    for axes in figure.axes:
-        axes.set_autoscale_on(True)
-        axes.relim()
-        axes.autoscale_view()
+    _put_curves(figure, lines, curves)
     by_label = {axes.get_ylabel(): axes for axes in figure.axes}
     _set_limits([by_label[label] for label in ("loss", "accuracy", "learning rate")], history,
                 earlier, x, plan)
@@ -332,20 +327,30 @@ def update_comparison_plot(figure: Figure, comparison, x: str = "epoch", *,
     """Put a later state of the comparison that :func:`plot_comparison` drew in ``figure`` into
     it, in place; False, and nothing changed, where its runs or curves differ from the
     figure's (other values, another ``x``, a run without accuracy): draw it anew then."""
-    lines = {line.get_gid(): line for axes in figure.axes for line in axes.lines if line.get_gid()}
+    lines = _identified_lines(figure)
     curves = _comparison_curves(comparison, x)
     legend = [text.get_text() for text in figure.legends[0].get_texts()] if figure.legends else []
     if (set(lines) != set(curves) or legend != comparison.labels
             or figure.axes[1].get_xlabel() != X_FIELDS[x][1]):
         return False
+    _put_curves(figure, lines, curves)
+    _comparison_limits(figure.axes, comparison, x, extent, steady)
+    return True
+
+
+def _identified_lines(figure: Figure) -> dict:
+    """The figure's lines that have a gid, by gid: the curves a live drawing refreshes."""
+    return {line.get_gid(): line for axes in figure.axes for line in axes.lines if line.get_gid()}
+
+
+def _put_curves(figure: Figure, lines: dict, curves: dict) -> None:
+    """New points into the lines (by gid), and every axes' limits from its data again."""
     for gid, points in curves.items():
         lines[gid].set_data(*points)
     for axes in figure.axes:
         axes.set_autoscale_on(True)
         axes.relim()
         axes.autoscale_view()
-    _comparison_limits(figure.axes, comparison, x, extent, steady)
-    return True
 
 
 def _comparison_curves(comparison, x: str) -> dict[str, tuple[list, list]]:

@@ -5,8 +5,10 @@
   ``max_lr/div`` to ``max_lr`` over ``pct_start`` of the steps, falls back linearly over the
   same number, then the remaining steps (10% by default) anneal it to ``max_lr/div/final_div``
   (``three_phase=True``). ``style="fastai"``: two cosine phases (up over ``pct_start``, then
-  down to ``max_lr/div/final_div``). Momentum (Adam's beta1) moves the opposite way between
-  ``momentum[0]`` and ``momentum[1]``. Units: per optimizer step.
+  down to ``max_lr/div/final_div``). Momentum (Adam's beta1) moves between ``momentum[0]``,
+  where the LR is lowest, and ``momentum[1]``, at its peak: (0.95, 0.85) moves it the opposite
+  way to the LR (cyclical momentum, section 4.3), (0.85, 0.95) with it (the reverse cycle).
+  Units: per optimizer step.
 - :func:`cyclical` (Smith 1506.01186 section 3.1) on ``CyclicLR``: ``triangular``,
   ``triangular2`` and ``exp_range``; a cycle is two "steps" of ``step_size_up`` iterations.
 - :class:`BatchSizeSchedule` (S. L. Smith et al. 1711.00489): at each milestone epoch multiply
@@ -73,7 +75,8 @@ def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float, total_steps: int,
               div: float = 10.0, final_div: float | None = None, pct_start: float | None = None,
               momentum: tuple[float, float] | None = CYCLICAL_MOMENTUM,
               style: str = "smith") -> OneCycle:
-    """The 1cycle policy with cyclical momentum (see the module docstring)."""
+    """The 1cycle policy with cyclical momentum (see the module docstring); ``momentum`` is
+    (where the LR is lowest, at the LR's peak), in either order."""
     _an_optimizer(optimizer)
     if style not in STYLES:
         raise ValueError(f"style must be one of {tuple(STYLES)}, got {style!r}")
@@ -92,7 +95,7 @@ def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float, total_steps: int,
                          f"would rise for {pct_start * total_steps:g} step; give total_steps > "
                          f"{math.floor(1 / pct_start)}")
     if momentum is not None:
-        momentum = momentum_pair("momentum", momentum)
+        momentum = momentum_pair("momentum", momentum, ordered=False)
         if not has_momentum(optimizer):
             raise ValueError(f"{type(optimizer).__name__} has no momentum or betas to cycle; "
                              f"pass momentum=None")

@@ -121,7 +121,7 @@ CASES = [
     ("one_cycle", lambda m, o, l: one_cycle(o, "0.1", 100), TypeError, "max_lr"),
     ("one_cycle", lambda m, o, l: one_cycle(o, 0.1, 100, pct_start=0), ValueError, "pct_start"),
     ("one_cycle", lambda m, o, l: one_cycle(o, 0.1, 100, pct_start=1.5), ValueError, "pct_start"),
-    ("one_cycle", lambda m, o, l: one_cycle(o, 0.1, 100, momentum=(0.85, 0.95)), ValueError, "min <= max"),
+    ("cyclical", lambda m, o, l: cyclical(o, 0.01, 0.1, 5, momentum=(0.85, 0.95)), ValueError, "min <= max"),
     ("one_cycle", lambda m, o, l: one_cycle(o, 0.1, 100, momentum=(1.2, 0.8)), ValueError, "momentum"),
     ("one_cycle", lambda m, o, l: one_cycle(o, 0.1, 100, div=math.nan), ValueError, "div"),
     ("cyclical", lambda m, o, l: cyclical(o, 0.1, 0.01, 5), ValueError, "max_lr"),

@@ -70,7 +70,7 @@ def test_stepping_past_the_end_explains_itself_and_holds_the_last_lr():
 @pytest.mark.parametrize("kwargs,match", [
     (dict(max_lr=0), "max_lr"), (dict(total_steps=0), "total_steps"), (dict(div=1), "div"),
     (dict(pct_start=0.6), "pct_start"), (dict(style="cosine"), "style"),
-    (dict(momentum=(0.85, 0.95)), "momentum"), (dict(final_div=-1), "final_div"),
+    (dict(momentum=(0.85, 1.0)), "momentum"), (dict(final_div=-1), "final_div"),
 ])
 def test_one_cycle_bad_input(kwargs, match):
     opt = sgd()
@@ -178,8 +178,8 @@ def test_discriminative_lrs_keep_their_ratios_under_one_cycle_and_clr():
     (lambda opt: one_cycle(opt, 0.1, 4, style="fastai"), ValueError, "total_steps=4 is too short"),
     (lambda opt: one_cycle(opt, 0.1, 2), ValueError, "too short for pct_start"),
     (lambda opt: one_cycle(opt, 0.1, 100, final_div=0.5), ValueError, "final_div must be >= 1"),
-    (lambda opt: one_cycle(opt, 0.1, 100, momentum=0.9), TypeError, r"momentum must be a \(max, min\) pair"),
-    (lambda opt: one_cycle(opt, 0.1, 100, momentum=(0.85, 0.95)), ValueError, "min <= max"),
+    (lambda opt: one_cycle(opt, 0.1, 100, momentum=0.9), TypeError, r"momentum must be a pair"),
+    (lambda opt: cyclical(opt, 0.01, 0.1, 5, momentum=(0.85, 0.95)), ValueError, "min <= max"),
     (lambda opt: one_cycle(opt, 0.1, 100, momentum=(1.2, 0.85)), ValueError, r"momentum must be in \[0, 1\)"),
     (lambda opt: one_cycle(opt, 0.1, 100, pct_start="0.3"), TypeError, "pct_start must be a number"),
     (lambda opt: cyclical(opt, 0.01, 0.1, 5, gamma=-1), ValueError, r"gamma must be in \(0, 1\]"),
@@ -221,3 +221,34 @@ def test_preview_of_a_constant_run_takes_no_optimizer_steps():
     assert len(plan.lr) == 10_000 and set(plan.lr) == {0.05} and set(plan.momentum) == {0.8}
     preview(optimizer, lambda probe: one_cycle(probe, 0.5, 30), steps=30, steps_per_epoch=10)
     assert CountingSGD.steps == 30  # a schedule is stepped as fit steps it
+
+
+def test_one_cycle_reverse_momentum_rises_with_the_lr():
+    """momentum=(at the lowest LR, at the peak) in either order: (0.85, 0.95) is the reverse cycle."""
+    optimizer = sgd()
+    lrs, momenta = run(optimizer, one_cycle(optimizer, 1.0, 100, momentum=(0.85, 0.95)), 100)
+    peak = lrs.index(max(lrs))
+    assert momenta[0] == pytest.approx(0.85) and momenta[peak] == pytest.approx(0.95)
+    assert all(a <= b for a, b in zip(momenta[:peak], momenta[1:peak + 1]))  # up with the LR
+    with pytest.raises(ValueError, match="momentum"):
+        one_cycle(sgd(), 1.0, 100, momentum=(0.85, 1.0))
+
+
+def test_compare_runs_the_cyclical_and_the_reverse_momentum_cycle(digits):
+    from disciplined_widgets.comparisons import compare
+
+    torch.manual_seed(0)
+    model = MLP(in_features=64)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.03, momentum=0.9)
+    train = TensorLoader(digits.x_train[:256], digits.y_train[:256], 32, seed=0)
+    runs = compare(model, optimizer, nn.CrossEntropyLoss(), train, parameter="momentum",
+                   values=["cyclical", "reverse"], epochs=2, max_lr=0.3)
+    cyclic, reverse = runs.histories
+    peak = cyclic.lr.index(max(cyclic.lr))
+    assert cyclic.momentum[0] == pytest.approx(0.95) and cyclic.momentum[peak] == min(cyclic.momentum)
+    assert reverse.momentum[0] == pytest.approx(0.85) and reverse.momentum[peak] == max(reverse.momentum)
+    assert max(reverse.momentum) > 0.94  # up to 0.95 with the LR
+    assert runs.labels == ["cyclical", "reverse"] and optimizer.param_groups[0]["momentum"] == 0.9
+    with pytest.raises(ValueError, match="reverse momentum needs max_lr"):
+        compare(model, optimizer, nn.CrossEntropyLoss(), train, parameter="momentum",
+                values=["reverse"], epochs=1)

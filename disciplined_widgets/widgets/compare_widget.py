@@ -8,7 +8,7 @@ import time
 
 import ipywidgets as widgets
 
-from ..comparisons import Comparison, compare_steps, describe
+from ..comparisons import CYCLES, Comparison, compare_steps, describe
 from ..plots import plot_comparison, update_comparison_plot
 from ..schedules import BatchSizeSchedule
 from ..train import History
@@ -91,8 +91,9 @@ class CompareWidget(Runner):
                    f"a number above 1, got {self.factor.value:g}")
         self.check(self.milestones, _problem(lambda: parse_epochs(self.milestones.value)) if schedules else None)
         problem = _problem(self.parsed_values)
-        if problem is None and "cyclical" in self.parsed_values() and not self.use_one_cycle.value:
-            problem = "cyclical momentum cycles under 1cycle: tick '1cycle up to max LR'"
+        cycles = [] if problem else [v for v in self.parsed_values() if v in CYCLES]
+        if cycles and not self.use_one_cycle.value:
+            problem = f"{cycles[0]} momentum cycles under 1cycle: tick '1cycle up to max LR'"
         self.check(self.values, problem)
 
     def parsed_values(self) -> list:
@@ -104,7 +105,7 @@ class CompareWidget(Runner):
         if parameter == "schedule":
             return self._schedules(parts)
         parse = {"batch_size": _whole_number, "weight_decay": _number,
-                 "momentum": lambda p: p if p == "cyclical" else _number(p)}[parameter]
+                 "momentum": lambda p: p if p in CYCLES else _number(p)}[parameter]
         return [parse(part) for part in parts]
 
     def _schedules(self, parts: list[str]) -> list:
