@@ -113,8 +113,9 @@ def compare_steps(
     if max_lr is not None:
         positive_float("max_lr", max_lr)
     group = optimizer.param_groups[0]
+    resizable = isinstance(getattr(type(train_loader), "batch_size", None), property)  # a TensorLoader
     if parameter == "batch_size":
-        if not isinstance(getattr(type(train_loader), "batch_size", None), property):
+        if not resizable:
             raise TypeError("comparing batch sizes needs a TensorLoader (its batch size can change)")
         for value in values:
             positive_int("values", value)
@@ -138,12 +139,12 @@ def compare_steps(
         for value in values:
             if value is not None and not isinstance(value, BatchSizeSchedule):
                 raise TypeError(f"schedule values must be BatchSizeSchedule or None, got {value!r}")
-        if any(values) and not isinstance(getattr(type(train_loader), "batch_size", None), property):
+        if any(values) and not resizable:
             raise TypeError("batch-size schedules need a TensorLoader")
 
     generator = getattr(train_loader, "generator", None)
     start = Snapshot(model, optimizer, generators=[generator] if generator is not None else [])
-    base_batch = getattr(train_loader, "batch_size", None)
+    base_batch = train_loader.batch_size if resizable else None  # put back at the end
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     histories: list[History] = []
     try:

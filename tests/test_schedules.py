@@ -252,3 +252,31 @@ def test_compare_runs_the_cyclical_and_the_reverse_momentum_cycle(digits):
     with pytest.raises(ValueError, match="reverse momentum needs max_lr"):
         compare(model, optimizer, nn.CrossEntropyLoss(), train, parameter="momentum",
                 values=["reverse"], epochs=1)
+
+
+def test_compare_on_a_plain_dataloader_with_a_dict_model_and_its_own_loss():
+    """A user's DataLoader (its batch size cannot be set), a two-input model returning a dict
+    with its own loss (below zero), AdamW: compared, and the loader left as it was."""
+    from torch.utils.data import DataLoader
+
+    from disciplined_widgets.comparisons import compare
+
+    class TwoInputs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.left, self.right = nn.Linear(8, 1), nn.Linear(4, 1)
+
+        def forward(self, left, right, target):
+            out = (self.left(left) + self.right(right)).squeeze(-1)
+            return {"loss": ((out - target) ** 2).mean() - 5.0}
+
+    g = torch.Generator().manual_seed(0)
+    rows = [{"left": torch.randn(8, generator=g), "right": torch.randn(4, generator=g),
+             "target": torch.randn((), generator=g)} for _ in range(64)]
+    loader = DataLoader(rows, batch_size=16)
+    model = TwoInputs()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    runs = compare(model, optimizer, None, loader, loader, parameter="momentum",
+                   values=[0.9, "reverse"], epochs=2, max_lr=1e-2)
+    assert [h.steps_done for h in runs.histories] == [8, 8] and loader.batch_size == 16
+    assert all(h.val_loss[-1] < 0 for h in runs.histories)

@@ -90,8 +90,11 @@ class CompareWidget(Runner):
         self.check(self.factor, None if not schedules or self.factor.value > 1 else
                    f"a number above 1, got {self.factor.value:g}")
         self.check(self.milestones, _problem(lambda: parse_epochs(self.milestones.value)) if schedules else None)
-        problem = _problem(self.parsed_values)
-        cycles = [] if problem else [v for v in self.parsed_values() if v in CYCLES]
+        try:
+            values, problem = self.parsed_values(), None
+        except ValueError as error:
+            values, problem = [], str(error)
+        cycles = [v for v in values if v in CYCLES]
         if cycles and not self.use_one_cycle.value:
             problem = f"{cycles[0]} momentum cycles under 1cycle: tick '1cycle up to max LR'"
         self.check(self.values, problem)
