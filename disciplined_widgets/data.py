@@ -96,6 +96,25 @@ def _mnist1d(seed: int, **options) -> tuple:
     return (*tensors, [str(i) for i in range(10)])
 
 
+_GENERATED: dict = {}  # (seed, options) -> MNIST-1D's parts, the last few generated
+
+
+def _mnist1d_once(seed: int, **options) -> tuple:
+    """MNIST-1D generated once per seed and options in a process (each generation takes
+    seconds), given out as copies, so that a caller's changes to its tensors stay its own."""
+    key = (seed, tuple(sorted(options.items())))
+    try:
+        parts = _GENERATED[key]
+    except KeyError:
+        parts = _mnist1d(seed, **options)
+        if len(_GENERATED) >= 8:
+            _GENERATED.pop(next(iter(_GENERATED)))
+        _GENERATED[key] = parts
+    except TypeError:  # an option that cannot be a key (a list): generated each time
+        parts = _mnist1d(seed, **options)
+    return (*(tensor.clone() for tensor in parts[:4]), list(parts[4]))
+
+
 def _digits(seed: int, **options) -> tuple:
     from sklearn.datasets import load_digits
 
@@ -230,7 +249,7 @@ def load_dataset(
     flag("download", download)
     an_int("seed", seed)
     if name == "mnist1d":
-        parts = _mnist1d(seed, **options)
+        parts = _mnist1d_once(seed, **options)
     elif name == "digits":
         parts = _digits(seed, **options)
     else:

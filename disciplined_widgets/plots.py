@@ -196,6 +196,7 @@ def plot_history(history, axes=None, *, earlier=(), x: str = "epoch", labels=Non
     labels = list(labels or [f"earlier {i + 1}" for i in range(len(earlier))])
     runs = [(h, name, 1.0, 0.5) for h, name in zip(earlier, labels)]
     runs.append((history, label, 1.8, 1.0))
+    accuracy_shown = False
     for index, (run, name, width, alpha) in enumerate(runs):
         color = "tab:blue" if run is history else f"C{(index + 2) % 10}"
         curves = _curves(run, x)
@@ -208,10 +209,13 @@ def plot_history(history, axes=None, *, earlier=(), x: str = "epoch", labels=Non
         if "accuracy" in curves:
             ax_acc.plot(*curves["accuracy"], "o-", ms=3, lw=width, alpha=alpha, color=color,
                         gid=ids["accuracy"])
+            accuracy_shown = True
     ax_loss.set(xlabel=xlabel, ylabel="loss", title="Loss (line: train, dots: validation)")
     if not history.step and not earlier:  # not run yet: a neutral loss scale
         ax_loss.set_ylim(0, 1)
     ax_acc.set(xlabel=xlabel, ylabel="accuracy", title="Validation accuracy")
+    if not accuracy_shown and any(run.val_loss for run, *_ in runs):
+        _say_no_accuracy(ax_acc)
     _plot_lr_and_momentum(ax_lr, history, x, xlabel, plan)
     _set_limits(axes, history, earlier, x, plan)
     if len(runs) > 1:
@@ -258,18 +262,28 @@ def _curves(run, x: str, momentum: bool = False) -> dict[str, tuple[list, list]]
 
 
 def _set_limits(axes, history, earlier, x: str, plan) -> None:
-    """Loss from 0 (when no loss is negative), accuracy 0 to 1, the x axes over the planned
-    range (the plan's, else the pace so far) and the earlier runs'."""
-    ax_loss, ax_acc, _ = axes
-    if all(v >= 0 for run in (*earlier, history) for v in run.val_loss + run.train_loss if v == v):
-        ax_loss.set_ylim(bottom=0)
-    ax_acc.set_ylim(0, 1.02)
+    """Steady y axes (:func:`_steady_y`) and the x axes over the planned range (the plan's, else
+    the pace so far) and the earlier runs'."""
+    runs = (*earlier, history)
+    _steady_y(axes[0], axes[1], [v for run in runs for v in run.val_loss + run.train_loss])
     planned = (getattr(plan, x)[-1] if plan is not None and x != "time" and plan.step
                else planned_extent(history, x))
-    reach = [r for r in [planned] + [getattr(h, x)[-1] for h in earlier if h.step] if r]
-    if reach:
+    _x_from_zero(axes, [planned] + [getattr(h, x)[-1] for h in earlier if h.step])
+
+
+def _steady_y(ax_loss, ax_accuracy, losses) -> None:
+    """The loss from 0 (when no loss is negative) and the accuracy from 0 to 1."""
+    if all(v >= 0 for v in losses if v == v):
+        ax_loss.set_ylim(bottom=0)
+    ax_accuracy.set_ylim(0, 1.02)
+
+
+def _x_from_zero(axes, reaches) -> None:
+    """Every axes' x from 0 to the farthest of ``reaches`` (None: unknown)."""
+    reaches = [r for r in reaches if r]
+    if reaches:
         for ax in axes:
-            ax.set_xlim(0, max(reach))
+            ax.set_xlim(0, max(reaches))
 
 
 def _plot_lr_and_momentum(ax, history, x: str, xlabel: str, plan) -> None:
@@ -315,6 +329,9 @@ def plot_comparison(comparison, x: str = "epoch", axes=None, *, extent: float | 
     name = comparison.parameter.replace("_", " ")
     axes[0].set(ylabel="validation loss", title=f"Validation loss by {name}")
     axes[1].set(xlabel=X_FIELDS[x][1], ylabel="validation accuracy", title=f"Validation accuracy by {name}")
+    evaluated = [i for i, history in enumerate(comparison.histories) if history.val_loss]
+    if evaluated and not any(f"accuracy {i}" in curves for i in evaluated):
+        _say_no_accuracy(axes[1])
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
         figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5),
@@ -336,6 +353,12 @@ def update_comparison_plot(figure: Figure, comparison, x: str = "epoch", *,
     _put_curves(figure, lines, curves)
     _comparison_limits(figure.axes, comparison, x, extent, steady)
     return True
+
+
+def _say_no_accuracy(ax) -> None:
+    """An empty accuracy panel says why: the outputs and targets are not classes."""
+    ax.text(0.5, 0.5, "no accuracy: outputs and targets\nare not classes (see the loss)",
+            transform=ax.transAxes, ha="center", va="center", color="0.4")
 
 
 def _identified_lines(figure: Figure) -> dict:
@@ -369,19 +392,13 @@ def _comparison_curves(comparison, x: str) -> dict[str, tuple[list, list]]:
 
 def _comparison_limits(axes, comparison, x: str, extent: float | None, steady: bool) -> None:
     """The x axes over the runs' planned range (running curves grow into it) and ``extent``;
-    before any evaluation, or ``steady``: the loss from 0 (to 1 when there is none yet; where
-    no loss is negative) and the accuracy from 0 to 1."""
+    before any evaluation (the loss 0 to 1), or ``steady``: steady y axes (:func:`_steady_y`)."""
     losses = [v for history in comparison.histories for v in history.val_loss if v == v]
     if not losses:
         axes[0].set_ylim(0, 1)
-    elif steady and min(losses) >= 0:
-        axes[0].set_ylim(bottom=0)
     if steady or not losses:
-        axes[1].set_ylim(0, 1.02)
-    reach = [r for r in [extent] + [planned_extent(h, x) for h in comparison.histories] if r]
-    if reach:
-        for ax in axes:
-            ax.set_xlim(0, max(reach))
+        _steady_y(axes[0], axes[1], losses)
+    _x_from_zero(axes, [extent] + [planned_extent(h, x) for h in comparison.histories])
 
 
 LOG_SCALED = ("max_lr", "weight_decay", "div_factor", "batch_size")

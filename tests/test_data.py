@@ -23,6 +23,22 @@ def test_mnist1d_is_generated_locally_and_seeded(mnist1d):
     assert len(again.x_train) + len(again.x_val) == 1000
 
 
+def test_mnist1d_is_generated_once_per_seed_and_options_and_each_caller_gets_its_own_copy(monkeypatch):
+    import mnist1d.data
+
+    made = []
+    make = mnist1d.data.make_dataset
+    monkeypatch.setattr(mnist1d.data, "make_dataset", lambda args: made.append(args.seed) or make(args))
+    first = load_dataset("mnist1d", seed=7, num_samples=600)
+    first.x_train += 100.0  # the caller's change ...
+    second = load_dataset("mnist1d", seed=7, num_samples=600)
+    assert made == [7] and second.x_train.abs().max() < 100  # ... is not the next caller's
+    assert len(load_dataset("mnist1d", seed=7, num_samples=700).x_train) > len(second.x_train)
+    assert made == [7, 7]  # other options: generated
+    noisy = load_dataset("mnist1d", seed=7, num_samples=600, iid_noise_scale=0.5)
+    assert not torch.equal(noisy.x_train, second.x_train) and len(made) == 3
+
+
 def test_mnist1d_rejects_unknown_options():
     with pytest.raises(TypeError, match="nosie"):
         load_dataset("mnist1d", nosie=0.1)

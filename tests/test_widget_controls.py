@@ -216,6 +216,27 @@ def test_a_refreshed_history_plot_is_the_plot_of_the_later_state(parts):
     assert not update_history_plot(plot_history(snapshots[2]), late)  # not yet evaluated
 
 
+def test_an_accuracy_panel_without_accuracy_says_why(parts):
+    """A regression (no classes): the accuracy panels of a run and of a comparison say why they
+    are empty; a classifier's say nothing of the kind."""
+    torch.manual_seed(0)
+    x, y = torch.randn(128, 6), torch.randn(128, 1)
+    model = nn.Linear(6, 1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    loaders = TensorLoader(x, y, 32, seed=0), TensorLoader(x, y, 128, shuffle=False)
+    regression = fit(model, optimizer, nn.MSELoss(), *loaders, epochs=2)
+    runs = compare(model, optimizer, nn.MSELoss(), *loaders, parameter="weight_decay",
+                   values=[0.0, 0.1], epochs=1)
+    unfinished = type(runs)(runs.parameter, runs.values, [runs.histories[0], History()])
+    said = lambda ax: " ".join(text.get_text() for text in ax.texts)
+    assert "no accuracy" in said(plot_history(regression).axes[1])
+    assert "no accuracy" in said(plot_comparison(runs).axes[1])
+    assert "no accuracy" in said(plot_comparison(unfinished).axes[1])
+    classifier = fit(*parts, epochs=1)
+    assert not said(plot_history(classifier).axes[1])
+    assert not said(plot_history(History()).axes[1])  # not run yet: nothing to say
+
+
 def assert_drawn_as_whole(png: bytes, reference, frames: Frames) -> None:
     """``png`` against a whole drawing of ``reference`` at the frames' positions and limits."""
     reference.set_layout_engine("none")
