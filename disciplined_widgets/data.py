@@ -16,8 +16,10 @@ validation split is the official test set, as in the papers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -75,6 +77,17 @@ def _subset(x: torch.Tensor, y: torch.Tensor, size: int | None, seed: int, what:
     return x[keep], y[keep]
 
 
+@contextlib.contextmanager
+def _global_rngs_kept():
+    """Put Python's and NumPy's global random states back as they were on leaving."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
+
 def _mnist1d(seed: int, **options) -> tuple:
     from mnist1d.data import get_dataset_args, make_dataset
 
@@ -86,7 +99,8 @@ def _mnist1d(seed: int, **options) -> tuple:
     for key, value in options.items():
         setattr(args, key, value)
     args.seed = seed
-    data = make_dataset(args)  # generated locally; get_dataset() would try to download
+    with _global_rngs_kept():  # make_dataset seeds Python's and NumPy's global generators
+        data = make_dataset(args)  # generated locally; get_dataset() would try to download
     tensors = (
         torch.as_tensor(data["x"], dtype=torch.float32),
         torch.as_tensor(data["y"], dtype=torch.int64),

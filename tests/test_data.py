@@ -39,6 +39,19 @@ def test_mnist1d_is_generated_once_per_seed_and_options_and_each_caller_gets_its
     assert not torch.equal(noisy.x_train, second.x_train) and len(made) == 3
 
 
+def test_loading_mnist1d_leaves_the_global_random_generators_as_they_were():
+    import random
+
+    random.seed(3)
+    np.random.seed(3)
+    expected = (random.random(), np.random.rand())
+    random.seed(3)
+    np.random.seed(3)
+    load_dataset("mnist1d", seed=11, num_samples=600)  # generated: mnist1d seeds both
+    load_dataset("mnist1d", seed=11, num_samples=600)  # from the cache
+    assert (random.random(), np.random.rand()) == expected
+
+
 def test_mnist1d_rejects_unknown_options():
     with pytest.raises(TypeError, match="nosie"):
         load_dataset("mnist1d", nosie=0.1)

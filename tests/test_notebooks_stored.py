@@ -39,7 +39,7 @@ def test_chapter_has_setup_badges_claim_check_and_exercise(path):
     checks = [c for c, s in zip(code, source) if s.startswith("# NBVAL_CHECK_OUTPUT")]
     assert checks and all(c["outputs"] for c in checks), "a claim check with its stored verdict"
     solutions = [i for i, c in enumerate(code) if "solution" in c["metadata"].get("tags", [])]
-    assert solutions, "an exercise whose solution cell is tagged 'solution'"
+    assert len(solutions) >= 2, "two exercises or more, each with its solution cell tagged 'solution'"
     assert all(i + 1 < len(code) for i in solutions), "a self-check follows each solution"
 
 

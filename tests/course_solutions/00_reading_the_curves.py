@@ -1,5 +1,11 @@
 """Reference solution for chapter 00, written apart from the notebook's own."""
 # %% solution
+overfitting = results["LR 0.1, no WD"][0]
+lowest_loss_seen, best_epoch = sorted(zip(overfitting.val_loss, overfitting.eval_epoch))[0]
+rise_from_best = overfitting.val_loss[-1] / lowest_loss_seen - 1
+
+
+# %% solution
 n_short = round(0.4 * epochs)
 scores = []
 for weight_decay in exercise_wds:

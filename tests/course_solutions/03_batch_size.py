@@ -1,5 +1,18 @@
 """Reference solution for chapter 03, written apart from the notebook's own."""
 # %% solution
+samples = s.data.x_train.shape[0]
+
+
+def noise_scale(lr, batch, momentum=0.9):
+    """g = eps * N / (B * (1 - m)), S. L. Smith et al. 1711.00489, section 2."""
+    return lr * samples / (batch * (1 - momentum))
+
+
+noise_scales = {b: noise_scale(base_lr * b / base_batch, b) for b in batch_sizes}
+unscaled_noise_scale = noise_scale(base_lr, max(batch_sizes))
+
+
+# %% solution
 def final_accuracy(max_lr, batch=256):
     train_256, val_256 = s.loaders(batch)
     torch.manual_seed(0)

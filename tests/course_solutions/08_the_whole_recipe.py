@@ -1,5 +1,7 @@
 """Reference solution for chapter 08, written apart from the notebook's own."""
 # %% solution
+lowest_val_loss, best_epoch = min(zip(recipe.val_loss, recipe.eval_epoch))  # (loss, epoch) pairs
+# %% solution
 import math
 
 from disciplined_widgets.models import MLP
