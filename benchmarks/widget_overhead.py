@@ -57,7 +57,8 @@ def parts():
 
 
 def drawn(widget):  # the widget's drawings so far, by kind, and the seconds they took
-    return dict(widget.plot.drawings, seconds=widget.plot.render_seconds)
+    return dict(widget.plot.drawings, seconds=widget.plot.render_seconds,
+                live=widget.plot.live_seconds)  # live: the updates' drawings while training
 
 
 def since(before, widget):
@@ -219,10 +220,11 @@ def main() -> None:
             continue
         drawings = last[name]["drawings"]
         share = drawings.pop("seconds") / last[name]["t"]
+        live_share = drawings.pop("live") / last[name]["t"]
         label = name if name.startswith("CompareWidget") else f"TrainWidget {name}"
         print(f"{label:<32}{best[name]:.2f} s -> {best[name] / best[headless_name]:.3f}x"
-              f"   (drawings {drawings}, {share:.1%} of the time drawing, "
-              f"same losses: {last[name]['same']})")
+              f"   (drawings {drawings}, {share:.1%} of the time drawing, {live_share:.1%} "
+              f"while training; same losses: {last[name]['same']})")
 
 
 if __name__ == "__main__":

@@ -392,6 +392,10 @@ def test_live_plot_throttles_while_live_and_redraws_at_once_when_idle():
     # drawn after 0.03 s plus the 0.05 s drawing; 1 s of room for a loaded 2-core machine
     wait_until(lambda: plot.renders == 5, timeout=1.0)
     assert time.monotonic() - started < 1.0
+    live = plot.live_seconds
+    assert 0.15 <= live < plot.render_seconds - 0.1  # the three live drawings, not the idle two
+    plot.flush(8)
+    assert plot.live_seconds == live  # nor a flush
 
 
 def test_compare_widget_shows_curves_and_progress_during_its_first_run(setup):

@@ -282,6 +282,7 @@ class LivePlot:
             max_width="100%", align_self="flex-start", display="none"))
         self.renders = 0
         self.render_seconds = 0.0  # time spent drawing, in all
+        self.live_seconds = 0.0  # of which drawing the updates of running work (not flush, prepare)
         self._frames = Frames()
         self._live = False
         self._urgent = False  # a control moved: draw at once, even while live
@@ -385,6 +386,7 @@ class LivePlot:
         self._render()
         if self._live:  # the first drawing of a run is not counted: it lays the axes out
             took = time.monotonic() - started
+            self.live_seconds += took
             self._run_drawing = 0.0 if self._run_drawing is None else self._run_drawing + took
 
     def _figure_of(self, data: Any) -> Figure:
