@@ -6,6 +6,8 @@ Each function returns a ``matplotlib.figure.Figure`` built without pyplot's glob
 
 from __future__ import annotations
 
+import math
+
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
@@ -271,9 +273,16 @@ def _set_limits(axes, history, earlier, x: str, plan) -> None:
     _x_from_zero(axes, [planned] + [getattr(h, x)[-1] for h in earlier if h.step])
 
 
+LOSS_MARGIN = 0.1  # room above the highest loss, a share of it
+
+
 def _steady_y(ax_loss, ax_accuracy, losses) -> None:
-    """The loss from 0 (when no loss is negative) and the accuracy from 0 to 1."""
-    if all(v >= 0 for v in losses if v == v):
+    """The loss from 0 to a tenth above its highest value (when no loss is negative: a top
+    that the falling losses of a live run leave where it is), and the accuracy from 0 to 1."""
+    finite = [v for v in losses if math.isfinite(v)]
+    if finite and min(finite) >= 0 and max(finite) > 0:
+        ax_loss.set_ylim(0, max(finite) * (1 + LOSS_MARGIN))
+    elif all(v >= 0 for v in losses if v == v):
         ax_loss.set_ylim(bottom=0)
     ax_accuracy.set_ylim(0, 1.02)
 

@@ -237,6 +237,20 @@ def test_an_accuracy_panel_without_accuracy_says_why(parts):
     assert not said(plot_history(History()).axes[1])  # not run yet: nothing to say
 
 
+def test_the_loss_axis_runs_from_zero_to_a_tenth_above_the_highest_loss(parts):
+    """Set by the highest loss alone, so that a live run's falling losses leave the top where it
+    is (an autoscaled top, with margins of the data's span, rose as the lowest loss fell, and
+    every rise redrew the axes); a loss below zero keeps the autoscaled axis."""
+    run = fit(*parts, epochs=2)
+    highest = max(run.train_loss + run.val_loss)
+    assert plot_history(run).axes[0].get_ylim() == pytest.approx((0, 1.1 * highest))
+    comparison = compare(*parts, parameter="weight_decay", values=[0.0, 1e-3], epochs=1)
+    highest = max(v for h in comparison.histories for v in h.val_loss)  # its live view's
+    assert plot_comparison(comparison, steady=True).axes[0].get_ylim() == pytest.approx((0, 1.1 * highest))
+    below_zero = History.from_dict({**run.to_dict(), "val_loss": [-0.5] * len(run.val_loss)})
+    assert plot_history(below_zero).axes[0].get_ylim()[0] < -0.5
+
+
 def assert_drawn_as_whole(png: bytes, reference, frames: Frames) -> None:
     """``png`` against a whole drawing of ``reference`` at the frames' positions and limits."""
     reference.set_layout_engine("none")
