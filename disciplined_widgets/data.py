@@ -17,6 +17,7 @@ validation split is the official test set, as in the papers.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pickle
 import random
@@ -110,20 +111,18 @@ def _mnist1d(seed: int, **options) -> tuple:
     return (*tensors, [str(i) for i in range(10)])
 
 
-_GENERATED: dict = {}  # (seed, options) -> MNIST-1D's parts, the last few generated
+@functools.lru_cache(maxsize=8)
+def _mnist1d_cached(seed: int, options: tuple) -> tuple:
+    return _mnist1d(seed, **dict(options))
 
 
 def _mnist1d_once(seed: int, **options) -> tuple:
     """MNIST-1D generated once per seed and options in a process (each generation takes
-    seconds), given out as copies, so that a caller's changes to its tensors stay its own."""
-    key = (seed, tuple(sorted(options.items())))
+    seconds; the last 8 are kept), given out as copies, so that a caller's changes to its
+    tensors stay its own."""
+    key = tuple(sorted(options.items()))
     try:
-        parts = _GENERATED[key]
-    except KeyError:
-        parts = _mnist1d(seed, **options)
-        if len(_GENERATED) >= 8:
-            _GENERATED.pop(next(iter(_GENERATED)))
-        _GENERATED[key] = parts
+        parts = _mnist1d_cached(seed, key)
     except TypeError:  # an option that cannot be a key (a list): generated each time
         parts = _mnist1d(seed, **options)
     return (*(tensor.clone() for tensor in parts[:4]), list(parts[4]))

@@ -279,11 +279,9 @@ LOSS_MARGIN = 0.1  # room above the highest loss, a share of it
 def _steady_y(ax_loss, ax_accuracy, losses) -> None:
     """The loss from 0 to a tenth above its highest value (when no loss is negative: a top
     that the falling losses of a live run leave where it is), and the accuracy from 0 to 1."""
-    finite = [v for v in losses if math.isfinite(v)]
-    if finite and min(finite) >= 0 and max(finite) > 0:
-        ax_loss.set_ylim(0, max(finite) * (1 + LOSS_MARGIN))
-    elif all(v >= 0 for v in losses if v == v):
-        ax_loss.set_ylim(bottom=0)
+    if all(v >= 0 for v in losses if v == v):
+        highest = max((v for v in losses if math.isfinite(v)), default=0.0)
+        ax_loss.set_ylim(0, highest * (1 + LOSS_MARGIN) if highest > 0 else None)
     ax_accuracy.set_ylim(0, 1.02)
 
 
