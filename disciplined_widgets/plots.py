@@ -195,13 +195,15 @@ def plot_history(history, axes=None, *, earlier=(), x: str = "epoch", labels=Non
     figure = axes[0].figure
     ax_loss, ax_acc, ax_lr = axes
     xlabel = X_FIELDS[x][1]
-    labels = list(labels or [f"earlier {i + 1}" for i in range(len(earlier))])
-    runs = [(h, name, 1.0, 0.5) for h, name in zip(earlier, labels)]
+    names = _run_names(earlier, labels, label)
+    runs = [(h, name, 1.0, 0.5) for h, name in zip(earlier, names)]
     runs.append((history, label, 1.8, 1.0))
     accuracy_shown = False
     for index, (run, name, width, alpha) in enumerate(runs):
         color = "tab:blue" if run is history else f"C{(index + 2) % 10}"
         curves = _curves(run, x)
+        if run is history and not run.val_loss:  # empty lines its evaluations will fill
+            curves |= {"val": ([], []), "accuracy": ([], [])}
         ids = {curve: curve if run is history else None for curve in curves}  # the lines' gids
         ax_loss.plot(*curves["train"], lw=width * 0.6, alpha=0.6 * alpha, color=color, label=name,
                      gid=ids["train"])
@@ -211,7 +213,7 @@ def plot_history(history, axes=None, *, earlier=(), x: str = "epoch", labels=Non
         if "accuracy" in curves:
             ax_acc.plot(*curves["accuracy"], "o-", ms=3, lw=width, alpha=alpha, color=color,
                         gid=ids["accuracy"])
-            accuracy_shown = True
+            accuracy_shown = accuracy_shown or bool(curves["accuracy"][0])
     ax_loss.set(xlabel=xlabel, ylabel="loss", title="Loss (line: train, dots: validation)")
     if not history.step and not earlier:  # not run yet: a neutral loss scale
         ax_loss.set_ylim(0, 1)
@@ -227,20 +229,29 @@ def plot_history(history, axes=None, *, earlier=(), x: str = "epoch", labels=Non
 
 
 def update_history_plot(figure: Figure, history, *, earlier=(), x: str = "epoch",
-                        plan=None) -> bool:
+                        plan=None, labels=None, label: str = "this run") -> bool:
     """Put a later state of the run that :func:`plot_history` drew in ``figure`` into it, in
-    place (new points, limits again): a live drawing without building a figure. False, and
-    nothing changed, where the run's curves differ from the figure's (a first evaluation,
-    another ``x``): draw it anew then."""
+    place (new points, the plan, limits again): a live drawing without building a figure.
+    False, and nothing changed, where the figure's curves or runs differ (another ``x``,
+    other earlier runs, an evaluation without accuracy): draw it anew then."""
     lines = _identified_lines(figure)
-    curves = _curves(history, x, momentum="momentum" in lines)
-    if set(lines) != set(curves) or figure.axes[0].get_xlabel() != X_FIELDS[x][1]:
+    curves = _curves(history, x, momentum="momentum" in lines) | _plan_curves(plan, x)
+    unfilled = set(lines) - set(curves)  # drawn before the first evaluation
+    legend = [text.get_text() for text in figure.legends[0].get_texts()] if figure.legends else []
+    if (set(curves) - set(lines) or unfilled - {"val", "accuracy"}
+            or (unfilled and history.val_loss) or figure.axes[0].get_xlabel() != X_FIELDS[x][1]
+            or legend != (_run_names(earlier, labels, label) if earlier else [])):
         return False
     _put_curves(figure, lines, curves)
     by_label = {axes.get_ylabel(): axes for axes in figure.axes}
     _set_limits([by_label[label] for label in ("loss", "accuracy", "learning rate")], history,
                 earlier, x, plan)
     return True
+
+
+def _run_names(earlier, labels, label: str) -> list[str]:
+    """The names of the earlier runs (``labels``, else "earlier 1", ...) and of this run."""
+    return [*(labels or [f"earlier {i + 1}" for i in range(len(earlier))]), label]
 
 
 def _curves(run, x: str, momentum: bool = False) -> dict[str, tuple[list, list]]:
@@ -298,17 +309,30 @@ def _plot_lr_and_momentum(ax, history, x: str, xlabel: str, plan) -> None:
     whole planned schedule faint behind them."""
     momentum = plan.momentum if plan is not None else history.momentum  # the plan's: axes first
     curves = _curves(history, x, momentum=bool(momentum) and all(m is not None for m in momentum))
-    if plan is not None and x != "time":
-        ax.plot(getattr(plan, x), plan.lr, color="tab:red", lw=1, alpha=0.25)
+    planned = _plan_curves(plan, x)
+    if planned:
+        ax.plot(*planned["planned lr"], color="tab:red", lw=1, alpha=0.25, gid="planned lr")
     ax.plot(*curves["lr"], color="tab:red", lw=1.5, gid="lr")
     if "momentum" in curves:
         twin = ax.twinx()
-        if plan is not None and x != "time" and all(m is not None for m in plan.momentum):
-            twin.plot(getattr(plan, x), plan.momentum, color="tab:gray", ls="--", lw=1, alpha=0.3)
+        if "planned momentum" in planned:
+            twin.plot(*planned["planned momentum"], color="tab:gray", ls="--", lw=1, alpha=0.3,
+                      gid="planned momentum")
         twin.plot(*curves["momentum"], color="tab:gray", ls="--", gid="momentum")
         twin.set_ylabel("momentum (dashed)")
     ax.set(xlabel=xlabel, ylabel="learning rate", title="Learning rate and momentum"
            + (" (faint: planned)" if plan is not None and x != "time" else ""))
+
+
+def _plan_curves(plan, x: str) -> dict[str, tuple[list, list]]:
+    """The planned LR (``planned lr``) and momentum (``planned momentum``, where it has one)
+    against ``x``; none without a plan or against time (not known ahead)."""
+    if plan is None or x == "time":
+        return {}
+    curves = {"planned lr": (getattr(plan, x), plan.lr)}
+    if plan.momentum and all(m is not None for m in plan.momentum):
+        curves["planned momentum"] = (getattr(plan, x), plan.momentum)
+    return curves
 
 
 def plot_comparison(comparison, x: str = "epoch", axes=None, *, extent: float | None = None,

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from disciplined_widgets import History, TensorLoader, fit
+from disciplined_widgets import History, TensorLoader, fit, one_cycle, preview
 from disciplined_widgets.comparisons import compare
 from disciplined_widgets.plots import (plot_comparison, plot_history, update_comparison_plot,
                                      update_history_plot)
@@ -213,7 +213,23 @@ def test_a_refreshed_history_plot_is_the_plot_of_the_later_state(parts):
     assert update_history_plot(figure, late, x="step")
     assert np.abs(pixels(figure_png(figure)) - pixels(figure_png(plot_history(late, x="step")))).max() == 0
     assert not update_history_plot(figure, late, x="epoch")  # other curves: drawn anew
-    assert not update_history_plot(plot_history(snapshots[2]), late)  # not yet evaluated
+    before_evaluation = plot_history(snapshots[2], x="step")  # empty lines for what comes
+    assert update_history_plot(before_evaluation, late, x="step")
+    assert np.abs(pixels(figure_png(before_evaluation)) - pixels(figure_png(plot_history(late, x="step")))).max() == 0
+    assert not update_history_plot(figure, late, x="step", earlier=[early])  # other runs: anew
+
+
+def test_empty_axes_take_a_run_in_place_with_its_plan_and_refuse_a_run_without_accuracy(parts):
+    model, optimizer, criterion, train, val = parts
+    plan = preview(optimizer, lambda o: one_cycle(o, 0.5, 2 * len(train)), epochs=2, train_loader=train)
+    history = fit(model, optimizer, criterion, train, val, epochs=2,
+                  schedulers=[one_cycle(optimizer, 0.5, 2 * len(train))])
+    empty = plot_history(History(), plan=preview(optimizer, epochs=2, train_loader=train))
+    assert update_history_plot(empty, history, plan=plan)  # the plan's lines follow it too
+    assert np.abs(pixels(figure_png(empty)) - pixels(figure_png(plot_history(history, plan=plan)))).max() == 0
+    without_accuracy = History.from_dict(history.to_dict())
+    without_accuracy.val_accuracy = [None] * len(history.val_accuracy)
+    assert not update_history_plot(plot_history(History(), plan=plan), without_accuracy, plan=plan)
 
 
 def test_an_accuracy_panel_without_accuracy_says_why(parts):

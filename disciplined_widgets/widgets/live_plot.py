@@ -3,20 +3,21 @@
 The work hands over the latest data (``update``); it is drawn off-screen with Agg and set as
 ``Image.value`` (a trait update, safe from a thread). While the work runs (``live``),
 drawings come at most ``max_fps`` times a second and no more often than keeps drawing under
-``budget`` (3%) of the run's time so far (not counting its first drawing, which lays the axes
-out); a burst of updates costs one drawing. A live drawing that is due is drawn by the update
-itself, between the work's steps, so that no second thread competes with the work for the
-cores and Python's GIL; a renderer thread draws what waits longer (no update came) and, when
-idle (a slider moved after a run), draws the change at once. ``flush`` draws the final state in the caller's
-thread. Where no widget frontend exists (a static render of the notebook, a terminal), the plot
-shows as a PNG.
+``budget`` (3%) of the run's time so far, its first drawing included; a burst of updates
+costs one drawing. A live drawing that is due is drawn by the update itself, between the
+work's steps, so that no second thread competes with the work for the cores and Python's GIL;
+a renderer thread draws what waits longer (no update came) and, when idle (a slider moved
+after a run), draws the change at once. ``flush`` draws the final state in the caller's
+thread. Where no widget frontend exists (a static render of the notebook, a terminal), the
+plot shows as a PNG.
 
 Drawings while live are cheap (matplotlib's blitting, :class:`Frames`): the axes only grow
 during a run, so most drawings differ from the last only in their data; the axes, ticks,
 labels and legends are then reused as pixels and only the data is drawn over them. When one
 axes' limits grow, only that axes is drawn again; the layout is computed once per kind of
-figure. A widget that can put new data into its last live figure (``refresh``) saves
-building a figure, most of what a data-only drawing costs.
+figure. A widget that can put new data into its last live figure (``refresh``), or into the
+empty axes it prepared, saves building a figure. Encoding the PNG is then most of a drawing's
+cost, which a 256-colour palette halves.
 """
 
 from __future__ import annotations
@@ -51,10 +52,12 @@ def figure_png(figure: Figure, dpi: int = 90) -> bytes:
 
 
 def _png(canvas: FigureCanvasAgg) -> bytes:
-    """The canvas's pixels as PNG (light compression: a quarter of the time, a little larger)."""
+    """The canvas's pixels as a PNG of 256 colours (Pillow's fast octree: each colour within 6%
+    of its own, half the time and size of a full-colour PNG) with light compression."""
     image = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba())
     buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="png", compress_level=1)
+    image.convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE).save(
+        buffer, format="png", compress_level=1)
     return buffer.getvalue()
 
 
@@ -289,9 +292,10 @@ class LivePlot:
         self._versions = itertools.count(1)
         self._latest: tuple[int, Any] = (0, None)
         self._drawn = 0  # the version on show
+        self._prepared = -1  # the version prepare drew
         self._since = 0.0  # when the first update not yet drawn came
         self._run_started = 0.0  # while live: when the run began, and its drawing time since
-        self._run_drawing = 0.0  # its first drawing (the layout)
+        self._run_drawing = 0.0
         self._pending = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()  # one drawing at a time
@@ -311,9 +315,10 @@ class LivePlot:
     def live(self, value: bool) -> None:
         self._live = bool(value)
         if self._live:
-            self._run_started, self._run_drawing = time.monotonic(), None
+            self._run_started, self._run_drawing = time.monotonic(), 0.0
             self._frames.reset()
-            self._figure = None  # a run's first drawing builds its figure
+            if self._drawn != self._prepared:  # a run's first drawing refreshes the empty axes
+                self._figure = None  # on show (drawn by prepare), else builds its figure
         self._wake.set()  # a waiting drawing is due at once when idle
 
     def update(self, data: Any, *, now: bool = False) -> None:
@@ -351,15 +356,15 @@ class LivePlot:
         """Draw ``data`` now, in this thread, as a run's first drawing: laid out as live drawings
         are, so that a run starting from it draws only what changed (the empty axes a run will
         fill, drawn before it starts)."""
-        self._latest = (next(self._versions), data)
+        self._prepared = next(self._versions)
+        self._latest = (self._prepared, data)
         self._pending.clear()
         self._frames.reset()  # its own limits, not grown from the last drawing's
         self._render(grow=True)
 
     def _due(self) -> float:
         if self._live and not self._urgent:  # the first drawing of a run waits a frame
-            spent = self._run_drawing or 0.0
-            return max(self._since + self.interval, self._run_started + spent / self.budget)
+            return max(self._since + self.interval, self._run_started + self._run_drawing / self.budget)
         return self._since + IDLE_GATHER
 
     def _due_in_thread(self) -> float:
@@ -384,10 +389,10 @@ class LivePlot:
         self._urgent = False
         started = time.monotonic()
         self._render()
-        if self._live:  # the first drawing of a run is not counted: it lays the axes out
+        if self._live:
             took = time.monotonic() - started
             self.live_seconds += took
-            self._run_drawing = 0.0 if self._run_drawing is None else self._run_drawing + took
+            self._run_drawing += took
 
     def _figure_of(self, data: Any) -> Figure:
         """The last live drawing's figure with ``data`` put in, or a new one."""

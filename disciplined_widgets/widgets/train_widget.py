@@ -86,8 +86,8 @@ class TrainWidget(Runner):
                             label=self._label, x=self.x_axis.value, plan=self._plan)
 
     def _refresh(self, figure, history: History) -> bool:
-        return update_history_plot(figure, history, earlier=self.earlier, x=self.x_axis.value,
-                                   plan=self._plan)
+        return update_history_plot(figure, history, earlier=self.earlier, labels=self.earlier_labels,
+                                   label=self._label, x=self.x_axis.value, plan=self._plan)
 
     def _show_verdict(self, history: History) -> None:
         found = diagnose(history)
