@@ -209,14 +209,18 @@ def main() -> None:
     finally:
         kernel.close()
     best = {name: min(t) for name, t in times.items()}
+
+    def rounds_of(name):  # every round's time: how far this machine's noise reaches
+        return "   rounds: " + ", ".join(f"{t:.2f}" for t in times[name])
+
     print(f"device {info['device']}, torch {info['torch']}, {info['threads']} threads, MNIST-1D, "
           f"1-D CNN, {args.epochs} epochs ({last['fit']['steps']} steps), best of {args.rounds} "
           f"rounds, in one Jupyter kernel")
-    print(f"headless fit                    {best['fit']:.2f} s")
+    print(f"headless fit                    {best['fit']:.2f} s{rounds_of('fit')}")
     for name, headless_name in (("run()", "fit"), ("Run button", "fit"),
                                 (None, "compare"), ("CompareWidget run()", "compare")):
         if name is None:
-            print(f"headless compare (4 runs)       {best['compare']:.2f} s")
+            print(f"headless compare (4 runs)       {best['compare']:.2f} s{rounds_of('compare')}")
             continue
         drawings = last[name]["drawings"]
         share = drawings.pop("seconds") / last[name]["t"]
@@ -224,7 +228,7 @@ def main() -> None:
         label = name if name.startswith("CompareWidget") else f"TrainWidget {name}"
         print(f"{label:<32}{best[name]:.2f} s -> {best[name] / best[headless_name]:.3f}x"
               f"   (drawings {drawings}, {share:.1%} of the time drawing, {live_share:.1%} "
-              f"while training; same losses: {last[name]['same']})")
+              f"while training; same losses: {last[name]['same']}){rounds_of(name)}")
 
 
 if __name__ == "__main__":
