@@ -376,23 +376,26 @@ def test_live_plot_throttles_while_live_and_redraws_at_once_when_idle():
     plot = LivePlot(draw, max_fps=20, budget=0.03)
     plot.live = True
     plot.update(2)
-    wait_until(lambda: plot.renders == 1, timeout=2)  # the run's first drawing, a frame late
-    plot.update(3)
+    time.sleep(0.1)
+    plot.update(3)  # a frame later the run's first drawing is due: drawn here, between steps
+    assert plot.renders == 1
+    plot.update(4)
     time.sleep(0.5)
     assert plot.renders == 1  # 0.05 s of drawing is 3% of 1.7 s: the next drawing waits
-    plot.update(4, now=True)  # a control moved: at once, even while live
-    wait_until(lambda: plot.renders == 2, timeout=0.3)
-    plot.update(5)
+    # from here, a throttled drawing would wait over 2 s (the budget, then the thread's 1 s)
+    plot.update(5, now=True)  # a control moved: at once, even while live
+    wait_until(lambda: plot.renders == 2, timeout=1.0)
+    plot.update(6)
     plot.live = False  # the run ended: what is pending is drawn at once
-    wait_until(lambda: plot.renders == 3, timeout=0.3)
+    wait_until(lambda: plot.renders == 3, timeout=1.0)
     started = time.monotonic()
-    plot.update(6)  # a slider moved after the run
+    plot.update(7)  # a slider moved after the run
     # drawn after 0.03 s plus the 0.05 s drawing; 1 s of room for a loaded 2-core machine
     wait_until(lambda: plot.renders == 4, timeout=1.0)
     assert time.monotonic() - started < 1.0
     live = plot.live_seconds
     assert 0.1 <= live <= plot.render_seconds - 0.1  # the two live drawings, not the idle two
-    plot.flush(7)
+    plot.flush(8)
     assert plot.live_seconds == live  # nor a flush
 
 
