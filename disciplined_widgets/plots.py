@@ -236,15 +236,15 @@ def update_history_plot(figure: Figure, history, *, earlier=(), x: str = "epoch"
     other earlier runs, an evaluation without accuracy): draw it anew then."""
     lines = _identified_lines(figure)
     curves = _curves(history, x, momentum="momentum" in lines) | _plan_curves(plan, x)
-    unfilled = set(lines) - set(curves)  # drawn before the first evaluation
-    legend = [text.get_text() for text in figure.legends[0].get_texts()] if figure.legends else []
-    if (set(curves) - set(lines) or unfilled - {"val", "accuracy"}
-            or (unfilled and history.val_loss) or figure.axes[0].get_xlabel() != X_FIELDS[x][1]
-            or legend != (_run_names(earlier, labels, label) if earlier else [])):
+    unfilled = set(lines) - set(curves)
+    may_be_unfilled = set() if history.val_loss else {"val", "accuracy"}  # not yet evaluated
+    legend = _run_names(earlier, labels, label) if earlier else []  # plot_history's legend
+    if (not set(curves) <= set(lines) or not unfilled <= may_be_unfilled
+            or figure.axes[0].get_xlabel() != X_FIELDS[x][1] or _legend_texts(figure) != legend):
         return False
     _put_curves(figure, lines, curves)
-    by_label = {axes.get_ylabel(): axes for axes in figure.axes}
-    _set_limits([by_label[label] for label in ("loss", "accuracy", "learning rate")], history,
+    by_ylabel = {axes.get_ylabel(): axes for axes in figure.axes}
+    _set_limits([by_ylabel[ylabel] for ylabel in ("loss", "accuracy", "learning rate")], history,
                 earlier, x, plan)
     return True
 
@@ -321,7 +321,7 @@ def _plot_lr_and_momentum(ax, history, x: str, xlabel: str, plan) -> None:
         twin.plot(*curves["momentum"], color="tab:gray", ls="--", gid="momentum")
         twin.set_ylabel("momentum (dashed)")
     ax.set(xlabel=xlabel, ylabel="learning rate", title="Learning rate and momentum"
-           + (" (faint: planned)" if plan is not None and x != "time" else ""))
+           + (" (faint: planned)" if planned else ""))
 
 
 def _plan_curves(plan, x: str) -> dict[str, tuple[list, list]]:
@@ -377,8 +377,7 @@ def update_comparison_plot(figure: Figure, comparison, x: str = "epoch", *,
     figure's (other values, another ``x``, a run without accuracy): draw it anew then."""
     lines = _identified_lines(figure)
     curves = _comparison_curves(comparison, x)
-    legend = [text.get_text() for text in figure.legends[0].get_texts()] if figure.legends else []
-    if (set(lines) != set(curves) or legend != comparison.labels
+    if (set(lines) != set(curves) or _legend_texts(figure) != comparison.labels
             or figure.axes[1].get_xlabel() != X_FIELDS[x][1]):
         return False
     _put_curves(figure, lines, curves)
@@ -395,6 +394,11 @@ def _say_no_accuracy(ax) -> None:
 def _identified_lines(figure: Figure) -> dict:
     """The figure's lines that have a gid, by gid: the curves a live drawing refreshes."""
     return {line.get_gid(): line for axes in figure.axes for line in axes.lines if line.get_gid()}
+
+
+def _legend_texts(figure: Figure) -> list[str]:
+    """The labels of the figure's legend (none without one)."""
+    return [text.get_text() for text in figure.legends[0].get_texts()] if figure.legends else []
 
 
 def _put_curves(figure: Figure, lines: dict, curves: dict) -> None:

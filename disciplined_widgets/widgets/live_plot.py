@@ -364,7 +364,8 @@ class LivePlot:
 
     def _due(self) -> float:
         if self._live and not self._urgent:  # the first drawing of a run waits a frame
-            return max(self._since + self.interval, self._run_started + self._run_drawing / self.budget)
+            return max(self._since + self.interval,
+                       self._run_started + self._run_drawing / self.budget)
         return self._since + IDLE_GATHER
 
     def _due_in_thread(self) -> float:
